@@ -1,0 +1,389 @@
+"""FER2013 data layer: the Kaggle CSV (``emotion,pixels,Usage``) and image-folder trees.
+
+Both readers produce the same :class:`FaceData`: 48×48 ``uint8`` faces, FER2013 label indices, the
+split of each face (``Training`` / ``PublicTest`` / ``PrivateTest`` where known) and where it came
+from (file path or CSV row). Whatever cannot be read is listed in :attr:`LoadResult.skipped` with the
+reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .labels import FER_LABELS, canonical_label
+
+FACE_SIZE = 48
+N_PIXELS = FACE_SIZE * FACE_SIZE
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+_SPLIT_ALIASES = {
+    "training": "Training",
+    "train": "Training",
+    "publictest": "PublicTest",
+    "validation": "PublicTest",
+    "val": "PublicTest",
+    "valid": "PublicTest",
+    "privatetest": "PrivateTest",
+    "test": "PrivateTest",
+}
+CACHE_VERSION = 1
+
+
+class DataError(ValueError):
+    """The data source cannot be read at all (missing path, wrong columns, nothing usable)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One input that was left out, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class FaceData:
+    """Faces as arrays. ``labels`` are FER2013 indices (see :data:`fer_core.labels.FER_LABELS`)."""
+
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,) int64
+    splits: np.ndarray  # (N,) str
+    sources: np.ndarray  # (N,) str: file path, or "row K" of a CSV
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> "FaceData":
+        return FaceData(self.images[mask], self.labels[mask], self.splits[mask], self.sources[mask])
+
+    def split(self, name: str) -> "FaceData":
+        """Faces of one split; ``name`` may be an alias such as ``validation``."""
+        return self.subset(self.splits == normalise_split(name))
+
+    def split_names(self) -> list[str]:
+        present = set(self.splits.tolist())
+        return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+
+
+@dataclass
+class LoadResult:
+    data: FaceData
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{split: {label: count}}`` with every FER label present (zeros included)."""
+        out: dict[str, dict[str, int]] = {}
+        for split in self.data.split_names():
+            labels = self.data.labels[self.data.splits == split]
+            hist = np.bincount(labels, minlength=len(FER_LABELS))
+            out[split] = {name: int(n) for name, n in zip(FER_LABELS, hist)}
+        return out
+
+
+def normalise_split(name: str) -> str:
+    """``Training`` / ``PublicTest`` / ``PrivateTest`` for their usual names; other names unchanged."""
+    return _SPLIT_ALIASES.get(name.strip().lower(), name.strip())
+
+
+def empty_data() -> FaceData:
+    return FaceData(
+        np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8),
+        np.zeros(0, np.int64),
+        np.zeros(0, dtype="<U1"),
+        np.zeros(0, dtype="<U1"),
+    )
+
+
+# --------------------------------------------------------------------------- Kaggle CSV
+
+
+def parse_pixel_strings(rows: list[str], n_pixels: int = N_PIXELS) -> tuple[np.ndarray, dict[int, str]]:
+    """Parse space-separated pixel strings to a ``(len(rows), n_pixels)`` uint8 array.
+
+    Vectorised over the bytes of many rows at once (no per-pixel Python). Returns the array (bad rows
+    left zero) and ``{row index: reason}`` for rows with a wrong count, a non-numeric token or a value
+    over 255.
+    """
+    out = np.zeros((len(rows), n_pixels), np.uint8)
+    bad: dict[int, str] = {}
+    chunk = 2048
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        values, errors = _parse_chunk(part, n_pixels)
+        good = np.ones(len(part), bool)
+        for i, reason in errors.items():
+            bad[start + i] = reason
+            good[i] = False
+        out[start : start + len(part)][good] = values
+    return out, bad
+
+
+def _parse_chunk(rows: list[str], n_pixels: int) -> tuple[np.ndarray, dict[int, str]]:
+    text = "\n".join(rows) + "\n"
+    buf = np.frombuffer(text.encode("ascii", errors="replace"), np.uint8)
+    newline = buf == 10
+    row_of_byte = np.cumsum(newline, dtype=np.int32) - newline
+    digit = (buf >= 48) & (buf <= 57)
+    separator = (buf == 32) | (buf == 9) | (buf == 13) | (buf == 44)
+    errors: dict[int, str] = {}
+    for r in np.unique(row_of_byte[~(digit | separator | newline)]):
+        errors[int(r)] = "pixels: non-numeric value"
+
+    start = digit.copy()
+    start[1:] &= ~digit[:-1]
+    tok_start = np.flatnonzero(start)
+    tok_row = row_of_byte[tok_start]
+    digit_pos = np.flatnonzero(digit)
+    tok_of_digit = np.cumsum(start, dtype=np.int32)[digit_pos] - 1
+    tok_len = np.bincount(tok_of_digit, minlength=len(tok_start))
+    place = tok_len[tok_of_digit] - 1 - (digit_pos - tok_start[tok_of_digit])
+    weights = (buf[digit_pos] - 48).astype(np.float64) * np.power(10.0, np.minimum(place, 9))
+    values = np.bincount(tok_of_digit, weights=weights, minlength=len(tok_start))
+
+    for r in np.unique(tok_row[values > 255]):
+        errors.setdefault(int(r), "pixels: value above 255")
+    counts = np.bincount(tok_row, minlength=len(rows))
+    for r in np.flatnonzero(counts != n_pixels):
+        errors.setdefault(int(r), f"pixels: {counts[r]} values, expected {n_pixels}")
+    good_rows = np.ones(len(rows), bool)
+    good_rows[list(errors)] = False
+    good_values = values[good_rows[tok_row]].astype(np.uint8)
+    return good_values.reshape(-1, n_pixels), errors
+
+
+def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult:
+    """Read the Kaggle ``fer2013.csv`` (or ``.csv.gz``): columns ``emotion``, ``pixels``, ``Usage``.
+
+    Bad rows (wrong pixel count, non-numeric pixels, unknown label) raise :class:`DataError` naming
+    the row, unless ``skip_bad_rows`` is set: then they are left out and listed in ``skipped``.
+    Rows are numbered as in a spreadsheet: the header is row 1, the first face row 2.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from exc
+    frame.columns = [c.strip() for c in frame.columns]
+    lower = {c.lower(): c for c in frame.columns}
+    missing = [c for c in ("emotion", "pixels") if c not in lower]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected emotion,pixels[,Usage], "
+            f"found {','.join(frame.columns)}"
+        )
+    pixels, bad = parse_pixel_strings(frame[lower["pixels"]].tolist())
+    emotion = pd.to_numeric(frame[lower["emotion"]].str.strip(), errors="coerce")
+    bad_label = ~emotion.isin(range(len(FER_LABELS))).to_numpy()
+    for i in np.flatnonzero(bad_label):
+        bad.setdefault(int(i), f"emotion: unknown label {frame[lower['emotion']].iat[i]!r}")
+    if "usage" in lower:
+        splits = np.array([normalise_split(u) if u.strip() else "unsplit" for u in frame[lower["usage"]]])
+    else:
+        splits = np.full(len(frame), "unsplit")
+
+    skipped = [Skipped(f"{path.name} row {i + 2}", reason) for i, reason in sorted(bad.items())]
+    if skipped and not skip_bad_rows:
+        shown = "; ".join(str(s) for s in skipped[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        raise DataError(f"{len(skipped)} bad row(s): {shown}{more}")
+    keep = np.ones(len(frame), bool)
+    keep[list(bad)] = False
+    data = FaceData(
+        pixels[keep].reshape(-1, FACE_SIZE, FACE_SIZE),
+        emotion.to_numpy()[keep].astype(np.int64),
+        splits[keep],
+        np.array([f"row {i + 2}" for i in np.flatnonzero(keep)]),
+    )
+    return LoadResult(data, skipped)
+
+
+def write_csv(data: FaceData, path: str | os.PathLike) -> None:
+    """Write faces in the Kaggle layout (``emotion,pixels,Usage``); ``.gz`` compresses."""
+    import pandas as pd
+
+    flat = data.images.reshape(len(data), -1)
+    pixels = [" ".join(map(str, row)) for row in flat.tolist()]
+    pd.DataFrame({"emotion": data.labels, "pixels": pixels, "Usage": data.splits}).to_csv(
+        path, index=False, compression="infer"
+    )
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+def read_face_image(path: str | os.PathLike) -> np.ndarray | None:
+    """A face file as 48×48 uint8 gray (converted and resized as needed); ``None`` if unreadable."""
+    import cv2
+
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if raw.size == 0:
+        return None
+    image = cv2.imdecode(raw, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return None
+    if image.dtype != np.uint8:
+        image = (image / 257).astype(np.uint8)
+    if image.shape != (FACE_SIZE, FACE_SIZE):
+        image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _split_from_filename(name: str) -> str | None:
+    prefix = name.split("_", 1)[0]
+    split = normalise_split(prefix)
+    return split if split in SPLITS else None
+
+
+def _class_dirs(root: Path, skipped: list[Skipped]) -> list[tuple[Path, int]]:
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = canonical_label(d.name)
+        if label is None:
+            skipped.append(Skipped(str(d), f"unknown class folder {d.name!r}"))
+        else:
+            out.append((d, FER_LABELS.index(label)))
+    return out
+
+
+def _is_class_layout(root: Path) -> bool:
+    dirs = [p for p in root.iterdir() if p.is_dir()]
+    return bool(dirs) and sum(canonical_label(d.name) is not None for d in dirs) * 2 >= len(dirs)
+
+
+def list_image_files(root: str | os.PathLike) -> tuple[list[tuple[Path, int, str]], list[Skipped]]:
+    """``(file, FER label, split)`` for ``<root>/<split>/<class>/*`` or ``<root>/<class>/*``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    skipped: list[Skipped] = []
+    if _is_class_layout(root):
+        groups = [(None, _class_dirs(root, skipped))]
+    else:
+        groups = [(normalise_split(d.name), _class_dirs(d, skipped)) for d in sorted(root.iterdir()) if d.is_dir()]
+    files = []
+    for split, classes in groups:
+        for class_dir, label in classes:
+            for f in sorted(class_dir.iterdir()):
+                if not f.is_file():
+                    continue
+                if f.suffix.lower() not in IMAGE_SUFFIXES:
+                    skipped.append(Skipped(str(f), "not an image file (by extension)"))
+                    continue
+                files.append((f, label, split or _split_from_filename(f.name) or "unsplit"))
+    return files, skipped
+
+
+def load_folder(root: str | os.PathLike, workers: int = 8) -> LoadResult:
+    """Read an image-folder tree (see :func:`list_image_files`); unreadable files go to ``skipped``."""
+    files, skipped = list_image_files(root)
+    with ThreadPoolExecutor(workers) as pool:
+        images = list(pool.map(lambda item: read_face_image(item[0]), files))
+    keep = [i for i, img in enumerate(images) if img is not None]
+    skipped += [Skipped(str(files[i][0]), "unreadable or not an image") for i, img in enumerate(images) if img is None]
+    if not keep:
+        data = empty_data()
+    else:
+        data = FaceData(
+            np.stack([images[i] for i in keep]),
+            np.array([files[i][1] for i in keep], np.int64),
+            np.array([files[i][2] for i in keep]),
+            np.array([str(files[i][0]) for i in keep]),
+        )
+    return LoadResult(data, skipped)
+
+
+# --------------------------------------------------------------------------- any source, cached
+
+
+def is_csv_path(path: Path) -> bool:
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
+def _fingerprint(path: Path, skip_bad_rows: bool) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}|{path.resolve()}|{skip_bad_rows}".encode())
+    if path.is_file():
+        st = path.stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FER_CACHE_DIR", Path.home() / ".cache" / "fer_core"))
+
+
+def load_dataset(path: str | os.PathLike, skip_bad_rows: bool = False, use_cache: bool = True) -> LoadResult:
+    """Load a Kaggle CSV or an image-folder tree, through an ``.npz`` cache keyed on the files' stats.
+
+    The second load of the full dataset reads one uncompressed array file (well under a second).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    cache_file = cache_dir() / f"{_fingerprint(path, skip_bad_rows)}.npz" if use_cache else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            return _read_cache(cache_file)
+        except (OSError, ValueError, KeyError):
+            cache_file.unlink(missing_ok=True)
+    result = load_csv(path, skip_bad_rows) if is_csv_path(path) else load_folder(path)
+    if cache_file is not None:
+        _write_cache(cache_file, result)
+    return result
+
+
+def _write_cache(cache_file: Path, result: LoadResult) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npz")
+    skipped = json.dumps([[s.source, s.reason] for s in result.skipped])
+    d = result.data
+    np.savez(tmp, images=d.images, labels=d.labels, splits=d.splits, sources=d.sources, skipped=np.array(skipped))
+    os.replace(tmp, cache_file)
+
+
+def _read_cache(cache_file: Path) -> LoadResult:
+    with np.load(cache_file, allow_pickle=False) as z:
+        data = FaceData(z["images"], z["labels"], z["splits"], z["sources"])
+        skipped = [Skipped(s, r) for s, r in json.loads(str(z["skipped"]))]
+    return LoadResult(data, skipped)
+
+
+def summary_text(result: LoadResult) -> str:
+    """Counts per split × class as an aligned table, then what was skipped."""
+    counts = result.counts()
+    out = io.StringIO()
+    header = f"{'split':<12}" + "".join(f"{name:>9}" for name in FER_LABELS) + f"{'total':>9}"
+    out.write(header + "\n")
+    for split, per_class in counts.items():
+        out.write(f"{split:<12}" + "".join(f"{n:>9}" for n in per_class.values()) + f"{sum(per_class.values()):>9}\n")
+    out.write(f"{len(result.data)} faces")
+    if result.skipped:
+        out.write(f"; {len(result.skipped)} skipped:\n")
+        for s in result.skipped:
+            out.write(f"  {s}\n")
+    else:
+        out.write(", nothing skipped\n")
+    return out.getvalue()

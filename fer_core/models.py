@@ -1,0 +1,98 @@
+"""CNN builders (Keras functional API). Every model takes raw 0–255 gray faces of shape (48, 48, 1)
+and rescales inside, so the preprocessing travels with the ``.keras`` file."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+INPUT_SHAPE = (48, 48, 1)
+
+
+def _conv_bn_relu(x, filters: int, kernel: int = 3):
+    from keras import layers
+
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def _dense_bn_relu(x, units: int, dropout: float):
+    from keras import layers
+
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    return layers.Dropout(dropout)(x)
+
+
+def _softmax_head(x, n_classes: int):
+    from keras import layers
+
+    # float32 output keeps probabilities exact under bf16 mixed precision.
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def build_seed(n_classes: int) -> "keras.Model":
+    """The seed notebook's net: 4 conv blocks (64 3×3, 128 5×5, 512 3×3, 512 3×3), dense 256 and 512."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
+        x = _conv_bn_relu(x, filters, kernel)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = _dense_bn_relu(x, 256, 0.25)
+    x = _dense_bn_relu(x, 512, 0.25)
+    return keras.Model(inputs, _softmax_head(x, n_classes), name="seed")
+
+
+def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.4) -> "keras.Model":
+    """Our default: a VGG-style net sized for a 2-core CPU.
+
+    Four stages of two 3×3 conv-BN-ReLU layers (width, 2×, 4×, 8× channels) with max-pooling, then
+    global average pooling and one dense layer. Pooling early keeps the costly 48×48 stage thin;
+    global pooling keeps the head small (≈1.2 M parameters at width 32).
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for stage in range(4):
+        filters = width * 2**stage
+        x = _conv_bn_relu(x, filters)
+        x = _conv_bn_relu(x, filters)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.SpatialDropout2D(0.1 * stage)(x) if stage else x
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    x = _dense_bn_relu(x, 256, dropout)
+    return keras.Model(inputs, _softmax_head(x, n_classes), name=f"vgg_compact_w{width}")
+
+
+def build_vgg_wide(n_classes: int) -> "keras.Model":
+    """``vgg_compact`` at width 48 (≈2.7 M parameters): slower, a little more accurate."""
+    return build_vgg_compact(n_classes, width=48)
+
+
+def build_tiny(n_classes: int) -> "keras.Model":
+    """A very small net for tests and quick experiments (seconds per epoch on a subset)."""
+    return build_vgg_compact(n_classes, width=8, dropout=0.2)
+
+
+ARCHITECTURES: dict[str, Callable[[int], "keras.Model"]] = {
+    "vgg_compact": build_vgg_compact,
+    "vgg_wide": build_vgg_wide,
+    "seed": build_seed,
+    "tiny": build_tiny,
+}
+
+
+def build_model(arch: str, n_classes: int) -> "keras.Model":
+    """Build an architecture by name (see :data:`ARCHITECTURES`)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](n_classes)

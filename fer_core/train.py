@@ -1,0 +1,235 @@
+"""Training: a ``tf.data`` pipeline with augmentation and one ``fit`` with callbacks.
+
+An output folder holds everything a run makes: ``best.keras`` (best validation accuracy, written
+atomically), ``history.csv`` (one row per epoch, written as it goes), ``training.json`` (the command,
+the configuration and the timing) and ``backup/`` (``BackupAndRestore``: run the same command again
+and an interrupted run resumes at the epoch it stopped).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import FaceData, load_dataset
+from .labels import LabelScheme, get_scheme
+
+BEST_MODEL = "best.keras"
+HISTORY = "history.csv"
+TRAINING_JSON = "training.json"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    scheme: str = "fer7"
+    arch: str = "vgg_compact"
+    epochs: int = 45
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    class_weights: bool = False
+    patience: int = 15
+    precision: str = "mixed_bfloat16"
+    augment: bool = True
+    limit: int | None = None  # at most this many faces per split (quick runs and tests)
+    seed: int = 1
+    command: list[str] = field(default_factory=list)
+
+
+def scheme_arrays(data: FaceData, scheme: LabelScheme) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 48, 48, 1)`` float32 and scheme class indices, faces outside the scheme left out."""
+    y = scheme.map_fer(data.labels)
+    keep = y >= 0
+    return data.images[keep][..., None].astype(np.float32), y[keep]
+
+
+def limit_per_split(data: FaceData, limit: int | None, seed: int) -> FaceData:
+    if limit is None or len(data) <= limit:
+        return data
+    idx = np.random.default_rng(seed).permutation(len(data))[:limit]
+    return data.subset(np.sort(idx))
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k · count)`` per class: rare classes (disgust) weigh more."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return (len(y) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def augmentation_layers() -> "keras.Sequential":
+    """Flip, shift, small rotation and scale, brightness and contrast (on 0–255 faces)."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal"),
+            layers.RandomRotation(0.04, fill_mode="reflect"),  # ±14°
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect"),
+            layers.RandomBrightness(0.2, value_range=(0, 255)),
+            layers.RandomContrast(0.3, value_range=(0, 255)),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment: bool,
+                 class_weights: np.ndarray | None = None, label_smoothing_onehot: bool = True, seed: int = 1):
+    """``tf.data`` pipeline of ``(face, one-hot label[, sample weight])`` batches."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augment:
+        aug = augmentation_layers()
+        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    weights = None if class_weights is None else tf.constant(class_weights)
+
+    def to_targets(a, b):
+        target = tf.one_hot(b, n_classes)
+        if weights is None:
+            return a, target
+        return a, target, tf.gather(weights, b)
+
+    return ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_stats_callback():
+    import keras
+
+    class EpochStats(keras.callbacks.Callback):
+        """Adds ``learning_rate`` and ``epoch_seconds`` to each epoch's logs (before the CSV logger)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                logs["epoch_seconds"] = time.perf_counter() - self._start
+
+    return EpochStats()
+
+
+def _atomic_best_checkpoint(path: Path, best_so_far: float):
+    import keras
+
+    class AtomicBestCheckpoint(keras.callbacks.Callback):
+        """Saves the model when ``val_accuracy`` improves: to a temp file, then ``os.replace``."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = best_so_far
+
+        def on_epoch_end(self, epoch, logs=None):
+            score = (logs or {}).get("val_accuracy")
+            if score is None or score <= self.best:
+                return
+            self.best = float(score)
+            tmp = path.with_name(f".{path.stem}.tmp.keras")
+            self.model.save(tmp)
+            os.replace(tmp, path)
+
+    return AtomicBestCheckpoint()
+
+
+def read_history(out: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of ``history.csv`` as floats (empty if absent)."""
+    path = Path(out) / HISTORY
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def distribution_strategy():
+    """MirroredStrategy over several GPUs, else the default strategy (one device)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
+    """Run (or resume) a training run; returns the path of the best model."""
+    import keras
+    import tensorflow as tf
+
+    from .models import build_model
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    scheme = get_scheme(config.scheme)
+
+    data = load_dataset(config.data, skip_bad_rows=True).data
+    x_train, y_train = scheme_arrays(limit_per_split(data.split("Training"), config.limit, config.seed), scheme)
+    x_val, y_val = scheme_arrays(limit_per_split(data.split("PublicTest"), config.limit, config.seed), scheme)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"{config.data}: need Training and PublicTest (validation) faces; "
+                         f"found {len(x_train)} and {len(x_val)}")
+    weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
+    train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, config.augment, weights,
+                            seed=config.seed)
+    val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False, False)
+
+    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    with distribution_strategy().scope():
+        model = build_model(config.arch, scheme.n_classes)
+        warmup = config.warmup_epochs * steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10,
+            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+            alpha=0.01,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
+        )
+        model.compile(
+            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+
+    history = read_history(out)
+    best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
+    _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
+    callbacks = [
+        _epoch_stats_callback(),
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
+        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
+        keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
+    ]
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    keras.mixed_precision.set_global_policy("float32")
+    return out / BEST_MODEL
+
+
+def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_train: int, n_val: int,
+                         n_params: int) -> None:
+    info = {
+        "config": asdict(config),
+        "command": " ".join(shlex.quote(a) for a in config.command) or None,
+        "scheme": scheme.to_dict(),
+        "n_train": n_train,
+        "n_validation": n_val,
+        "parameters": n_params,
+        "python": sys.version.split()[0],
+    }
+    (out / TRAINING_JSON).write_text(json.dumps(info, indent=2))
