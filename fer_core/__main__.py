@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -53,6 +53,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_dataset, normalise_split
+    from .evaluate import evaluate_faces, report_text
+    from .recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(args.model)
+    loaded = load_dataset(args.data, skip_bad_rows=True)
+    for s in loaded.skipped:
+        print(f"skipped {s}", file=sys.stderr)
+    data = loaded.data
+    if args.usage:
+        data = data.split(args.usage)
+        if len(data) == 0:
+            print(f"error: no {normalise_split(args.usage)} faces in {args.data}", file=sys.stderr)
+            return 2
+    result = evaluate_faces(recognizer, data, tta=not args.no_tta)
+    result["data"] = str(args.data)
+    result["usage"] = normalise_split(args.usage) if args.usage else "all"
+    print(report_text(result), end="")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
 
@@ -82,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="0 silent, 1 progress bar, 2 a line per epoch")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a model on labelled faces")
+    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree")
+    p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
+    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,55 @@
+"""Model cards: the JSON file beside each ``.keras`` model (same stem) that says how to use it.
+
+A card holds the label scheme, the input size and preprocessing, the test-time augmentation, the
+temperature for calibrated probabilities, how the model was trained and what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .labels import FER7, LabelScheme
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_MODEL_NAME = "vgg_compact_fer7.keras"
+
+
+def default_model_path() -> Path:
+    """The model the app and CLIs use unless told otherwise: ``$FER_MODEL`` or the shipped one."""
+    return Path(os.environ.get("FER_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def read_card(model_path: str | os.PathLike) -> dict:
+    """The card beside a model; a minimal FER7 card when there is none (e.g. a fresh training run)."""
+    path = card_path(model_path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"name": Path(model_path).stem, "scheme": FER7.to_dict(), "temperature": 1.0, "tta": "hflip"}
+
+
+def write_card(model_path: str | os.PathLike, card: dict) -> Path:
+    path = card_path(model_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def card_scheme(card: dict) -> LabelScheme:
+    return LabelScheme.from_dict(card["scheme"])
+
+
+def list_models(folder: str | os.PathLike = MODELS_DIR) -> list[Path]:
+    """``.keras`` files in a folder, the default first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    models = sorted(folder.glob("*.keras"))
+    return sorted(models, key=lambda p: p.name != DEFAULT_MODEL_NAME)

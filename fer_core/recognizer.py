@@ -1,0 +1,110 @@
+"""EmotionRecognizer: a model plus its card; classifies 48×48 gray faces in batches.
+
+This is the one classification path of the project: the evaluation CLI, the upload page, the live
+camera, the video analysis and the predict CLI all call :meth:`EmotionRecognizer.predict`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .card import card_scheme, default_model_path, read_card
+from .data import FACE_SIZE
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale probabilities as ``softmax(log p / T)``; T > 1 softens, T = 1 leaves them as they are."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One face's result: probabilities per label (in scheme order) and the top label."""
+
+    probabilities: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+
+class EmotionRecognizer:
+    """Loads a ``.keras`` model (``safe_mode=True``) and its card; safe to share between threads."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 256):
+        import keras
+
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"{self.model_path}: no such model file")
+        self.card = read_card(self.model_path)
+        self.scheme = card_scheme(self.card)
+        self.labels: tuple[str, ...] = self.scheme.labels
+        self.temperature = float(self.card.get("temperature", 1.0))
+        self.model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._forward = self._compile_forward()
+
+    def _compile_forward(self):
+        import tensorflow as tf
+
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, FACE_SIZE, FACE_SIZE, 1], tf.float32)], reduce_retracing=True)
+        def forward(x):
+            return tf.cast(model(x, training=False), tf.float32)
+
+        return forward
+
+    def raw_probabilities(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
+        """Model probabilities ``(N, n_labels)`` for uint8 faces ``(N, 48, 48)``, before calibration.
+
+        With ``tta`` each face is also classified mirrored and the two results are averaged.
+        """
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
+            raise ValueError(f"faces must be (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        x = faces.astype(np.float32)[..., None]
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            batch = x[start : start + self.batch_size]
+            if tta:
+                batch = np.concatenate([batch, batch[:, :, ::-1]])
+            with self._lock:
+                probs = self._forward(batch).numpy()
+            if tta:
+                half = len(probs) // 2
+                probs = (probs[:half] + probs[half:]) / 2
+            out.append(probs)
+        return np.concatenate(out)
+
+    def predict_proba(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
+        """Calibrated probabilities ``(N, n_labels)`` (the card's temperature applied)."""
+        return apply_temperature(self.raw_probabilities(faces, tta), self.temperature)
+
+    def predict(self, faces: np.ndarray, tta: bool = True) -> list[Prediction]:
+        """One :class:`Prediction` per face."""
+        probs = self.predict_proba(faces, tta)
+        return [Prediction(dict(zip(self.labels, map(float, row)))) for row in probs]
