@@ -1,0 +1,162 @@
+"""Dataset page: what is in the bundled sample or the full FER2013 data (counts, balance, faces)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fer_core.data import FaceData, LoadResult
+from fer_core.explore import (
+    class_counts,
+    counts_table,
+    describe_source,
+    enlarge,
+    face_mosaic,
+    filter_faces,
+    mean_faces,
+    sample_per_class,
+)
+from fer_core.labels import FER_LABELS
+from fer_core.ui import SAMPLE_DATA, default_data_path, load_dataset_or_error
+
+SAMPLE_CHOICE = "Bundled sample"
+PATH_CHOICE = "Full FER2013 (CSV or image folders)"
+EMOTION_ORDER = {"emotion": list(FER_LABELS)}
+
+st.set_page_config(page_title="Dataset · Facial expressions", page_icon="🗂️", layout="wide")
+st.title("Dataset")
+
+
+def chosen_data_path() -> str | None:
+    """The data source the user picked; ``None`` (with a hint) while the path field is empty."""
+    choice = st.radio("Data source", [SAMPLE_CHOICE, PATH_CHOICE], horizontal=True, key="source")
+    if choice == SAMPLE_CHOICE:
+        st.caption(f"210 PublicTest faces (30 per class) shipped in `{SAMPLE_DATA.name}/`: see data/sample/README.md.")
+        return str(SAMPLE_DATA)
+    path = st.text_input(
+        "Path to fer2013.csv (or .csv.gz) or to the image folders (train/, validation/ of class folders)",
+        value=default_data_path(),
+        key="data_path",
+        help="Prefilled from the FER_DATA environment variable.",
+    ).strip()
+    if not path:
+        st.info("Enter a path, or set FER_DATA before starting the app.")
+        return None
+    return path
+
+
+def show_skipped(result: LoadResult) -> None:
+    label = f"Skipped inputs ({len(result.skipped)})"
+    with st.expander(label, expanded=len(result.data) == 0):
+        if result.skipped:
+            skipped = pd.DataFrame([{"file or row": s.source, "reason": s.reason} for s in result.skipped])
+            st.dataframe(skipped, hide_index=True, width="stretch")
+        else:
+            st.write("Nothing was skipped: every file or row was read.")
+
+
+def chosen_filters(data: FaceData, data_path: str) -> tuple[list[str], list[int]]:
+    """Splits and FER label indices selected in the sidebar (all by default).
+
+    The widget keys name the data source, so another source starts with all of its splits and
+    emotions selected instead of the previous source's choice.
+    """
+    splits = data.split_names()
+    present = sorted(set(data.labels.tolist()))
+    st.sidebar.header("Filters")
+    chosen_splits = st.sidebar.multiselect("Splits", splits, default=splits, key=f"splits:{data_path}")
+    chosen_labels = st.sidebar.multiselect(
+        "Emotions", present, default=present, format_func=lambda i: FER_LABELS[i], key=f"emotions:{data_path}"
+    )
+    return chosen_splits, chosen_labels
+
+
+def show_counts(data: FaceData) -> None:
+    counts = class_counts(data)
+    st.subheader("Faces per split and class")
+    chart = px.bar(counts, x="emotion", y="count", color="split", barmode="group", category_orders=EMOTION_ORDER)
+    chart.update_layout(height=360, margin={"t": 10, "b": 10}, legend_title_text="split")
+    st.plotly_chart(chart, width="stretch")
+    st.dataframe(counts_table(counts), width="stretch")
+
+    st.subheader("Class balance")
+    st.caption("Share of each emotion within its split: compare the splits whatever their size.")
+    balance = px.bar(
+        counts, x="emotion", y="share", color="split", barmode="group", category_orders=EMOTION_ORDER,
+        hover_data={"count": True, "share": ":.1%"},
+    )
+    balance.update_layout(height=320, margin={"t": 10, "b": 10}, yaxis_tickformat=".0%")
+    st.plotly_chart(balance, width="stretch")
+
+
+def reshuffle() -> None:
+    st.session_state["sample_seed"] += 1
+
+
+def show_sample_grid(data: FaceData, samples: dict[int, np.ndarray]) -> None:
+    st.subheader("Sample faces")
+    for label, indices in samples.items():
+        total = int((data.labels == label).sum())
+        st.markdown(f"**{FER_LABELS[label]}** · {len(indices)} of {total} faces")
+        st.image(face_mosaic(data.images[indices], columns=len(indices), scale=2))
+
+
+def show_one_face(data: FaceData, samples: dict[int, np.ndarray], data_path: str) -> None:
+    st.subheader("One face, enlarged")
+    pick_class, pick_face = st.columns(2)
+    label = pick_class.selectbox("Emotion", list(samples), format_func=lambda i: FER_LABELS[i], key="face_class")
+    position = pick_face.number_input(
+        "Face in that row (1 = leftmost)", min_value=1, max_value=len(samples[label]), value=1, key="face_position"
+    )
+    index = samples[label][position - 1]
+    picture, facts = st.columns([1, 2])
+    picture.image(enlarge(data.images[index], scale=5))
+    facts.markdown(f"**Label:** {FER_LABELS[data.labels[index]]}  \n**Split:** {data.splits[index]}")
+    facts.markdown(f"**Source:** `{describe_source(str(data.sources[index]), data_path)}`")
+
+
+def show_mean_faces(data: FaceData) -> None:
+    st.subheader("Mean face per class")
+    st.caption("Pixel-wise average of every face of the class in the current selection.")
+    means = mean_faces(data)
+    for column, (label, face) in zip(st.columns(len(means)), means.items()):
+        column.image(enlarge(face, scale=2), caption=FER_LABELS[label])
+
+
+data_path = chosen_data_path()
+if data_path is None:
+    st.stop()
+result = load_dataset_or_error(data_path)
+if result is None:
+    st.stop()
+if len(result.data) == 0:
+    st.error(
+        f"No faces found in {data_path}. Expected a fer2013.csv, or class folders (angry/, happy/, …) "
+        "directly or inside split folders (train/, validation/)."
+    )
+    show_skipped(result)
+    st.stop()
+
+splits, labels = chosen_filters(result.data, data_path)
+data = filter_faces(result.data, splits, labels)
+total, shown, skipped = st.columns(3)
+total.metric("Faces loaded", f"{len(result.data):,}")
+shown.metric("Faces selected", f"{len(data):,}")
+skipped.metric("Skipped inputs", len(result.skipped))
+if len(data) == 0:
+    st.warning("The filters leave no faces: choose at least one split and one emotion in the sidebar.")
+    show_skipped(result)
+    st.stop()
+
+show_counts(data)
+
+st.session_state.setdefault("sample_seed", 0)
+per_class = st.slider("Faces per class", min_value=4, max_value=16, value=10, key="per_class")
+st.button("Reshuffle", on_click=reshuffle, key="reshuffle", help="Draw other random faces.")
+samples = sample_per_class(data, per_class, st.session_state["sample_seed"])
+show_sample_grid(data, samples)
+show_one_face(data, samples, data_path)
+show_mean_faces(data)
+show_skipped(result)

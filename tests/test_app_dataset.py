@@ -1,0 +1,127 @@
+"""The home page and the Dataset page, run headless with Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.card import PROJECT_ROOT
+
+HOME = str(PROJECT_ROOT / "streamlit_app.py")
+DATASET = str(PROJECT_ROOT / "pages" / "1_Dataset.py")
+PATH_CHOICE = "Full FER2013 (CSV or image folders)"
+SAMPLE = PROJECT_ROOT / "data" / "sample"
+
+
+def run_page(script: str) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_home_page_without_model_says_how_to_train(monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / "missing.keras"))
+    at = run_page(HOME)
+    assert at.title[0].value == "Facial expression recognition"
+    assert "missing.keras" in at.warning[0].value
+    assert at.code[0].value == "python -m fer_core train --help"
+
+
+def test_home_page_names_the_model_from_its_card(monkeypatch, tmp_path):
+    model = tmp_path / "smile_net.keras"
+    model.write_bytes(b"not read by the home page")
+    card = {"name": "smile net", "scheme": {"name": "smile", "labels": ["not_happy", "happy"], "fer_to_class": [0, 0, 0, 1, 0, 0, 0]},
+            "metrics": {"validation": {"accuracy": 0.8771}}}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    monkeypatch.setenv("FER_MODEL", str(model))
+    at = run_page(HOME)
+    assert "smile net" in at.success[0].value and "87.7% validation accuracy" in at.success[0].value
+    assert any("not_happy, happy" in text for text in markdown_texts(at))
+
+
+def test_home_page_links_exactly_the_pages_that_exist():
+    at = run_page(HOME)
+    existing = {re.sub(r"^\d+_", "", p.stem) for p in (PROJECT_ROOT / "pages").glob("*.py")}
+    linked = [link.proto.page for link in at.get("page_link")]
+    assert "Dataset" in linked
+    assert set(linked) <= existing, "a link to a page file that does not exist"
+
+
+def test_home_and_dataset_pages_do_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"for script in ({HOME!r}, {DATASET!r}):\n"
+        "    assert not AppTest.from_file(script, default_timeout=60).run().exception\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_dataset_page_shows_the_bundled_sample():
+    at = run_page(DATASET)
+    assert not at.error
+    assert metric_values(at)["Faces loaded"] == "210"
+    assert len(at.get("plotly_chart")) == 2, "counts and class balance charts"
+    assert len(at.get("image")) == 7 + 1 + 7, "a grid row and a mean face per class, plus the enlarged face"
+    assert "**happy** · 10 of 30 faces" in markdown_texts(at)
+    assert at.dataframe[0].value.loc["PublicTest", "total"] == 210
+
+
+def test_dataset_page_reshuffle_draws_other_faces():
+    at = run_page(DATASET)
+    source_before = [t for t in markdown_texts(at) if t.startswith("**Source:**")]
+    at.button(key="reshuffle").click().run()
+    assert at.session_state["sample_seed"] == 1
+    source_after = [t for t in markdown_texts(at) if t.startswith("**Source:**")]
+    assert source_before != source_after
+    assert "data/sample/validation/angry/PublicTest_" in source_after[0]
+
+
+def test_dataset_page_filters_by_emotion():
+    at = run_page(DATASET)
+    at.multiselect(key=f"emotions:{SAMPLE}").set_value([3]).run()
+    assert not at.exception
+    assert metric_values(at)["Faces selected"] == "30"
+    grid_rows = [t for t in markdown_texts(at) if " faces" in t and t.startswith("**")]
+    assert grid_rows == ["**happy** · 10 of 30 faces"]
+    at.multiselect(key=f"emotions:{SAMPLE}").set_value([]).run()
+    assert not at.exception and "no faces" in at.warning[0].value
+
+
+@pytest.mark.parametrize("bad_path", ["/no/such/fer2013", "README.md"])
+def test_dataset_page_reports_a_bad_path_and_keeps_working(bad_path):
+    at = run_page(DATASET)
+    at.radio(key="source").set_value(PATH_CHOICE).run()
+    at.text_input(key="data_path").input(str(SAMPLE / bad_path)).run()
+    assert not at.exception
+    assert at.error and "Cannot read the data" in at.error[0].value
+    at.radio(key="source").set_value("Bundled sample").run()
+    assert not at.exception and not at.error
+    assert metric_values(at)["Faces loaded"] == "210"
+
+
+def test_dataset_page_reads_the_full_folders_from_fer_data(monkeypatch, fer_dir):
+    monkeypatch.setenv("FER_DATA", str(fer_dir))
+    at = run_page(DATASET)
+    at.radio(key="source").set_value(PATH_CHOICE).run()
+    assert not at.exception and not at.error
+    assert at.text_input(key="data_path").value == str(fer_dir)
+    table = at.dataframe[0].value
+    assert table.index.tolist() == ["Training", "PublicTest"]
+    assert table["total"].tolist() == [28709, 3589]
+    assert at.multiselect(key=f"splits:{fer_dir}").value == ["Training", "PublicTest"]
