@@ -1,0 +1,56 @@
+"""Cutting detected faces out of an image so they look like FER2013's training faces.
+
+FER2013 faces are tightly framed 48×48 gray crops. A Haar box is a little tighter than that frame
+(it spans brows to mouth rather than forehead to chin), so each box is widened by a margin on every
+side before it is cut and resized. ``benchmarks/crop_study.py`` measured how well each margin
+reproduces FER2013's framing; :data:`FACE_MARGIN` is its choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .data import FACE_SIZE
+from .detect import Box
+
+# Fraction of the box side added on each side before cropping (chosen by benchmarks/crop_study.py).
+FACE_MARGIN = 0.1
+
+
+def square_around(box: Box, margin: float) -> tuple[int, int, int]:
+    """``(x, y, side)`` of the square centred on ``box``, with ``margin`` × side added on each side."""
+    x, y, w, h = box
+    side = max(1, round(max(w, h) * (1 + 2 * margin)))
+    cx, cy = x + w / 2, y + h / 2
+    return round(cx - side / 2), round(cy - side / 2), side
+
+
+def crop_face(gray: np.ndarray, box: Box, margin: float = FACE_MARGIN) -> np.ndarray:
+    """One 48×48 uint8 face: the square around ``box`` with ``margin``, resized.
+
+    Where the square reaches past the image, the edge pixels are repeated rather than filled with
+    black: a black band is a strong feature the model never saw in training.
+    """
+    import cv2
+
+    x, y, side = square_around(box, margin)
+    height, width = gray.shape
+    pad = max(0, -x, -y, x + side - width, y + side - height)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x, y = x + pad, y + pad
+    square = gray[y : y + side, x : x + side]
+    interpolation = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+
+
+def crop_faces(gray: np.ndarray, boxes: Sequence[Box], margin: float = FACE_MARGIN) -> np.ndarray:
+    """Faces ``(N, 48, 48)`` uint8 for ``boxes`` in a gray uint8 image (``(0, 48, 48)`` for no box)."""
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"crop_faces needs a 2-D uint8 gray image, got {gray.dtype} {gray.shape}")
+    faces = np.zeros((len(boxes), FACE_SIZE, FACE_SIZE), np.uint8)
+    for i, box in enumerate(boxes):
+        faces[i] = crop_face(gray, box, margin)
+    return faces
