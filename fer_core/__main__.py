@@ -79,6 +79,106 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_faces(path: str, results) -> None:
+    print(f"{path}: {len(results)} face{'s' if len(results) != 1 else ''}")
+    for r in results:
+        others = ", ".join(f"{label} {p:.0%}" for label, p in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[1:3])
+        print(f"  face {r.index + 1} at x={r.box[0]} y={r.box[1]} w={r.box[2]} h={r.box[3]}: "
+              f"{r.label} {r.confidence:.0%} ({others})")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .draw import annotate
+    from .images import ImageError, encode_png, find_images, read_image
+    from .pipeline import analyze_image, classify_whole_image
+    from .recognizer import EmotionRecognizer
+    from .results import image_record, results_frame
+
+    files, problems = find_images(args.paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    recognizer = EmotionRecognizer(args.model)
+    if args.annotate:
+        Path(args.annotate).mkdir(parents=True, exist_ok=True)
+    records, frames = [], []
+    for path in files:
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            problems.append(str(exc))
+            continue
+        if args.whole_image:
+            results = [classify_whole_image(image, recognizer, tta=not args.no_tta)]
+        else:
+            results = analyze_image(image, recognizer, tta=not args.no_tta)
+        if args.annotate:
+            out = Path(args.annotate) / f"{path.stem}_annotated.png"
+            out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
+        if args.json:
+            records.append(image_record(str(path), results))
+        elif args.csv:
+            frames.append(results_frame(results, recognizer.labels, path=str(path)))
+        else:
+            _print_faces(str(path), results)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    elif args.csv:
+        import pandas as pd
+
+        table = pd.concat(frames) if frames else results_frame([], recognizer.labels, path="")
+        print(table.to_csv(index=False), end="")
+    return 1 if problems else 0
+
+
+def _progress_printer(stream=sys.stderr):
+    """A progress callback that rewrites one line on a terminal (and prints a few lines otherwise)."""
+    last = {"percent": -1}
+
+    def report(done: int, total: int) -> None:
+        percent = int(100 * done / total) if total else -1
+        if stream.isatty():
+            print(f"\ranalysing: frame {done}" + (f"/{total} ({percent}%)" if total else ""), end="", file=stream,
+                  flush=True)
+        elif percent // 10 != last["percent"] // 10 or not total:
+            print(f"analysing: frame {done}" + (f"/{total} ({percent}%)" if total else ""), file=stream, flush=True)
+        last["percent"] = percent
+
+    return report
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .recognizer import EmotionRecognizer
+    from .video import VideoError, analyze_video
+
+    recognizer = EmotionRecognizer(args.model)
+    try:
+        analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=args.annotate,
+                                 progress=_progress_printer(), tta=not args.no_tta, max_seconds=args.max_seconds,
+                                 emoji=args.emoji)
+    except VideoError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    table = analysis.to_frame()
+    print(f"{args.input}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, {analysis.frames_analyzed} analysed, "
+          f"{len(table)} face detections")
+    main_face = table[table["face"] == 1]
+    if len(main_face):
+        shares = main_face["label"].value_counts(normalize=True)
+        print("main face (largest) top emotion over the analysed frames: "
+              + ", ".join(f"{label} {share:.0%}" for label, share in shares.items()))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    if analysis.annotated_path:
+        print(f"wrote {analysis.annotated_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
 
@@ -116,6 +216,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="find the faces in images and classify their emotions")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (searched recursively)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
+    fmt.add_argument("--csv", action="store_true", help="print CSV, one row per face")
+    p.add_argument("--annotate", metavar="OUTDIR", help="write <name>_annotated.png of each image to OUTDIR")
+    p.add_argument("--emoji", action="store_true", help="annotated images: an emoji over each face")
+    p.add_argument("--bars", action="store_true", help="annotated images: probability bars beside each face")
+    p.add_argument("--whole-image", action="store_true",
+                   help="no face detection: classify each image as one face (for already cropped faces)")
+    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("video", help="emotions over time in a video clip (every Nth frame)")
+    p.add_argument("input", metavar="IN", help="a video file (mp4, mov, webm, avi, ...)")
+    p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame")
+    p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
+    p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
+    p.add_argument("--every", type=int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds of the clip")
+    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.set_defaults(func=cmd_video)
     return parser
 
 
