@@ -15,11 +15,11 @@ from fer_core.ui import model_summary
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 # (file in pages/, link label, icon, what the page is for); pages not written yet are not linked.
 PAGES = (
-    ("1_Dataset.py", "Dataset", "🗂️", "counts, class balance, sample and mean faces of FER2013"),
-    ("2_Training.py", "Training", "📈", "learning curves and metrics of the training runs"),
-    ("3_Upload.py", "Upload", "🖼️", "detect and classify the faces in your photos"),
-    ("4_Live_camera.py", "Live camera", "🎥", "classify faces from your webcam as you move"),
-    ("5_Video.py", "Video", "🎞️", "emotions over time in a video file"),
+    ("1_Dataset.py", "Dataset", ":material/dataset:", "counts, class balance, sample and mean faces of FER2013"),
+    ("2_Training.py", "Training", ":material/monitoring:", "learning curves and metrics of the training runs"),
+    ("3_Upload.py", "Upload", ":material/add_photo_alternate:", "detect and classify the faces in your photos"),
+    ("4_Live_camera.py", "Live camera", ":material/videocam:", "classify faces from your webcam as you move"),
+    ("5_Video.py", "Video", ":material/movie:", "emotions over time in a video file"),
 )
 
 st.set_page_config(page_title="Facial expressions", page_icon="🙂", layout="wide")

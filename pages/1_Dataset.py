@@ -25,7 +25,7 @@ SAMPLE_CHOICE = "Bundled sample"
 PATH_CHOICE = "Full FER2013 (CSV or image folders)"
 EMOTION_ORDER = {"emotion": list(FER_LABELS)}
 
-st.set_page_config(page_title="Dataset · Facial expressions", page_icon="🗂️", layout="wide")
+st.set_page_config(page_title="Dataset · Facial expressions", page_icon=":material/dataset:", layout="wide")
 st.title("Dataset")
 
 
@@ -79,7 +79,9 @@ def show_counts(data: FaceData) -> None:
     chart = px.bar(counts, x="emotion", y="count", color="split", barmode="group", category_orders=EMOTION_ORDER)
     chart.update_layout(height=360, margin={"t": 10, "b": 10}, legend_title_text="split")
     st.plotly_chart(chart, width="stretch")
-    st.dataframe(counts_table(counts), width="stretch")
+    table = counts_table(counts)
+    thousands = {column: st.column_config.NumberColumn(format="localized") for column in table.columns}
+    st.dataframe(table, width="stretch", column_config=thousands)
 
     st.subheader("Class balance")
     st.caption("Share of each emotion within its split: compare the splits whatever their size.")
@@ -95,8 +97,16 @@ def reshuffle() -> None:
     st.session_state["sample_seed"] += 1
 
 
+def chosen_sample(data: FaceData) -> dict[int, np.ndarray]:
+    """Random faces per class: how many from the slider, which from the seed that 'Reshuffle' bumps."""
+    st.session_state.setdefault("sample_seed", 0)
+    how_many, shuffle = st.columns([4, 1], vertical_alignment="bottom")
+    per_class = how_many.slider("Faces per class", min_value=4, max_value=16, value=10, key="per_class")
+    shuffle.button("Reshuffle", on_click=reshuffle, key="reshuffle", help="Draw other random faces.", width="stretch")
+    return sample_per_class(data, per_class, st.session_state["sample_seed"])
+
+
 def show_sample_grid(data: FaceData, samples: dict[int, np.ndarray]) -> None:
-    st.subheader("Sample faces")
     for label, indices in samples.items():
         total = int((data.labels == label).sum())
         st.markdown(f"**{FER_LABELS[label]}** · {len(indices)} of {total} faces")
@@ -122,7 +132,7 @@ def show_mean_faces(data: FaceData) -> None:
     st.caption("Pixel-wise average of every face of the class in the current selection.")
     means = mean_faces(data)
     for column, (label, face) in zip(st.columns(len(means)), means.items()):
-        column.image(enlarge(face, scale=2), caption=FER_LABELS[label])
+        column.image(enlarge(face, scale=3), caption=FER_LABELS[label])
 
 
 data_path = chosen_data_path()
@@ -152,10 +162,8 @@ if len(data) == 0:
 
 show_counts(data)
 
-st.session_state.setdefault("sample_seed", 0)
-per_class = st.slider("Faces per class", min_value=4, max_value=16, value=10, key="per_class")
-st.button("Reshuffle", on_click=reshuffle, key="reshuffle", help="Draw other random faces.")
-samples = sample_per_class(data, per_class, st.session_state["sample_seed"])
+st.subheader("Sample faces")
+samples = chosen_sample(data)
 show_sample_grid(data, samples)
 show_one_face(data, samples, data_path)
 show_mean_faces(data)
