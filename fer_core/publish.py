@@ -1,0 +1,140 @@
+"""Publishing a training run as a shipped model: ``models/NAME.keras`` plus the files the app reads.
+
+One command regenerates everything the app states about a model::
+
+    python -m fer_core publish --run runs/vgg_compact_fer7 --data PATH --name vgg_compact_fer7
+
+It writes, beside the model: ``NAME.json`` (model card), ``NAME.history.csv`` (training curves) and
+``NAME.eval.json`` (validation figures with and without TTA, confusion matrix, per-class figures,
+misclassified faces, calibration before/after temperature scaling).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import fit_temperature
+from .card import MODELS_DIR, write_card
+from .data import load_dataset
+from .evaluate import expected_calibration_error, misclassified_faces, reliability_bins, summarise_predictions
+from .labels import LabelScheme
+from .recognizer import EmotionRecognizer, apply_temperature
+from .train import BEST_MODEL, HISTORY, TRAINING_JSON, read_history
+
+
+def history_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".history.csv")
+
+
+def eval_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".eval.json")
+
+
+def export_model(run_model: Path, dest: Path) -> None:
+    """Save the weights and architecture without optimizer state (smaller), atomically."""
+    import keras
+
+    model = keras.models.load_model(run_model, compile=False, safe_mode=True)
+    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, dest)
+
+
+def training_summary(run_dir: Path) -> dict:
+    """Command, epochs, timing and best epoch of a run, from its ``training.json`` and history."""
+    info = json.loads((run_dir / TRAINING_JSON).read_text())
+    history = read_history(run_dir)
+    seconds = [row["epoch_seconds"] for row in history if "epoch_seconds" in row]
+    best = max(history, key=lambda r: r.get("val_accuracy", 0.0)) if history else {}
+    return {
+        "command": info.get("command"),
+        "architecture": info["config"]["arch"],
+        "precision": info["config"]["precision"],
+        "epochs_run": len(history),
+        "best_epoch": int(best.get("epoch", -1)) + 1,
+        "seconds_per_epoch_median": float(np.median(seconds)) if seconds else None,
+        "training_seconds_total": float(np.sum(seconds)) if seconds else None,
+        "n_train": info.get("n_train"),
+        "parameters": info.get("parameters"),
+        "config": info["config"],
+    }
+
+
+def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
+            models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None) -> Path:
+    """Export a run's best model to ``models_dir/NAME.keras`` and write its card, history and evaluation.
+
+    The temperature is fitted on the validation (PublicTest) split; the figures are measured there.
+    """
+    run_dir, models_dir = Path(run_dir), Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    dest = models_dir / f"{name}.keras"
+    export_model(run_dir / BEST_MODEL, dest)
+    shutil.copyfile(run_dir / HISTORY, history_path(dest))
+    training = training_summary(run_dir)
+    scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
+    card = {"name": name, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
+    write_card(dest, card)
+
+    recognizer = EmotionRecognizer(dest)
+    validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
+    y = scheme.map_fer(validation.labels)
+    keep = y >= 0
+    faces, y, validation = validation.images[keep], y[keep], validation.subset(keep)
+    raw_tta = recognizer.raw_probabilities(faces, tta=True)
+    raw_plain = recognizer.raw_probabilities(faces, tta=False)
+    temperature = fit_temperature(raw_tta, y)
+    calibrated = apply_temperature(raw_tta, temperature)
+
+    figures = summarise_predictions(calibrated, y, scheme.labels)
+    figures_no_tta = summarise_predictions(apply_temperature(raw_plain, temperature), y, scheme.labels)
+    evaluation = {
+        "split": "PublicTest",
+        "data": str(data),
+        "tta": figures,
+        "no_tta": figures_no_tta,
+        "calibration": {
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(raw_tta, y),
+            "ece_after": figures["ece"],
+            "reliability_before": reliability_bins(raw_tta, y),
+            "reliability_after": reliability_bins(calibrated, y),
+        },
+        "misclassified": misclassified_faces(calibrated, y, validation, scheme.labels),
+    }
+    eval_path(dest).write_text(json.dumps(evaluation, indent=1) + "\n")
+
+    card.update({
+        "model_file": dest.name,
+        "architecture": training["architecture"],
+        "parameters": int(recognizer.model.count_params()),
+        "size_mb": round(dest.stat().st_size / 2**20, 2),
+        "labels": list(scheme.labels),
+        "input": {"shape": [48, 48, 1], "dtype": "uint8 gray, 0-255", "color": "grayscale"},
+        "preprocessing": "48×48 grayscale face crop, raw 0–255 values; the model rescales to 0–1 inside",
+        "tta": "hflip",
+        "tta_description": "average of the face and its mirror image",
+        "temperature": temperature,
+        "face_crop": face_crop,
+        "training": training,
+        "metrics": {
+            "validation": {
+                "split": "PublicTest",
+                "n": figures["n"],
+                "accuracy": figures["accuracy"],
+                "accuracy_no_tta": figures_no_tta["accuracy"],
+                "macro_f1": figures["macro_f1"],
+                "recall": {k: v["recall"] for k, v in figures["per_class"].items()},
+                "ece_before_calibration": evaluation["calibration"]["ece_before"],
+                "ece": figures["ece"],
+            }
+        },
+        "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}",
+    })
+    write_card(dest, card)
+    return dest
