@@ -133,8 +133,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _progress_printer(stream=sys.stderr):
-    """A progress callback that rewrites one line on a terminal (and prints a few lines otherwise)."""
+def _progress_printer():
+    """A progress callback on stderr: one rewritten line on a terminal, a line per 10% otherwise."""
+    stream = sys.stderr
     last = {"percent": -1}
 
     def report(done: int, total: int) -> None:
