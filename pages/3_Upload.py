@@ -1,0 +1,98 @@
+"""Upload page: find every face in a photo, classify its expression, download the results."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fer_core.draw import color_hex
+from fer_core.images import IMAGE_TYPES, ImageError
+from fer_core.pipeline import FaceResult
+from fer_core.ui import cached_recognizer, model_picker, recognizer_or_error
+from fer_core.upload import ImageAnalysis, analyze_upload
+
+FACES_PER_ROW = 3
+
+st.set_page_config(page_title="Upload · Facial expressions", page_icon=":material/add_photo_alternate:", layout="wide")
+st.title("Upload a photo")
+st.caption("Every frontal face is found, cropped like the 48×48 training faces and classified. "
+           "Nothing is stored: the photo stays in this session.")
+
+model_path = model_picker()
+emoji = st.sidebar.toggle("Emoji over the faces", value=False)
+bars = st.sidebar.toggle("Probability bars on the image", value=False)
+tta = st.sidebar.toggle("Test-time augmentation", value=True,
+                        help="Classify each face and its mirror image and average the two: a little more accurate.")
+
+
+@st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
+def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool) -> ImageAnalysis:
+    """The analysis of one upload per model and settings, so that toggling the drawing is instant."""
+    return analyze_upload(data, name, cached_recognizer(model), tta=tta, whole_image=whole_image)
+
+
+def probability_chart(result: FaceResult):
+    frame = pd.DataFrame({"emotion": list(result.probabilities), "probability": list(result.probabilities.values())})
+    chart = px.bar(frame, x="probability", y="emotion", orientation="h", color="emotion",
+                   color_discrete_map={label: color_hex(label) for label in result.probabilities},
+                   range_x=[0, 1], text_auto=".0%")
+    chart.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None)
+    return chart
+
+
+def show_faces(analysis: ImageAnalysis) -> None:
+    for start in range(0, len(analysis.results), FACES_PER_ROW):
+        columns = st.columns(FACES_PER_ROW)
+        for column, result in zip(columns, analysis.results[start : start + FACES_PER_ROW]):
+            with column:
+                st.markdown(f"**Face {result.index + 1}: {result.label}** ({result.confidence:.0%})")
+                st.plotly_chart(probability_chart(result), width="stretch", key=f"face_{result.index}")
+
+
+def show_downloads(analysis: ImageAnalysis) -> None:
+    png, csv, js = st.columns(3)
+    png.download_button("Annotated image (PNG)", analysis.annotated_png(emoji, bars),
+                        file_name=analysis.download_name("annotated.png"), mime="image/png", on_click="ignore")
+    csv.download_button("Results (CSV)", analysis.csv(), file_name=analysis.download_name("faces.csv"), mime="text/csv",
+                        on_click="ignore")
+    js.download_button("Results (JSON)", analysis.json(), file_name=analysis.download_name("faces.json"),
+                       mime="application/json", on_click="ignore")
+
+
+def offer_whole_image(analysis: ImageAnalysis, state_key: str) -> None:
+    st.warning(f"No face found in {analysis.name}. The detector looks for frontal faces at least 40 pixels wide.")
+    st.image(analysis.image[:, :, ::-1], caption=analysis.name, width="content")
+    st.button("Classify the whole image as one face", help="For pictures that are already a cropped face.",
+              on_click=lambda: st.session_state.update({state_key: True}))
+
+
+upload = st.file_uploader("Photo", type=list(IMAGE_TYPES), help="JPEG, PNG, WebP, BMP or GIF (first frame).")
+recognizer = recognizer_or_error(model_path)
+if upload is None:
+    st.info("Upload a photo with one or more faces.")
+    st.stop()
+if recognizer is None:
+    st.stop()
+
+whole_key = f"whole_image_{upload.file_id}"
+try:
+    analysis = cached_analysis(upload.getvalue(), upload.name, str(model_path), tta,
+                               st.session_state.get(whole_key, False))
+except ImageError as exc:
+    st.error(f"Cannot use this file. {exc}")
+    st.stop()
+
+if not analysis.results:
+    offer_whole_image(analysis, whole_key)
+    st.stop()
+
+if analysis.whole_image:
+    st.info("No face was detected, so the whole image was classified as one face.")
+count = len(analysis.results)
+st.image(analysis.annotated(emoji, bars)[:, :, ::-1], width="content",
+         caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
+show_faces(analysis)
+st.subheader("Results")
+st.dataframe(analysis.table(), hide_index=True, width="stretch")
+show_downloads(analysis)
