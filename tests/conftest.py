@@ -33,3 +33,41 @@ def astronaut_path() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session caches loaded datasets in its own folder, never in the user's ~/.cache."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer_cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """An untrained 7-class ``tiny`` model (no card: FER7 assumed). Its predictions are meaningless:
+    use it to test the pipeline's plumbing, never accuracy."""
+    from fer_core.models import build_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny_fer7.keras"
+    build_model("tiny", 7).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_recognizer(tiny_model_path):
+    from fer_core.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def astronaut_clip(astronaut_path, tmp_path_factory) -> Path:
+    """A 10-frame MP4 (10 fps, 256×256) of the astronaut photo drifting right by 2 px a frame."""
+    import av
+    import cv2
+    import numpy as np
+
+    photo = cv2.resize(cv2.imread(str(astronaut_path)), (256, 256))
+    path = tmp_path_factory.mktemp("video") / "astronaut.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for i in range(10):
+            frame = np.full_like(photo, 90)
+            frame[:, 2 * i :] = photo[:, : 256 - 2 * i]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path

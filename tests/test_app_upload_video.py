@@ -1,0 +1,94 @@
+"""The Upload and Video pages, run headless with Streamlit's AppTest (uploads set through the test API)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.card import PROJECT_ROOT
+
+UPLOAD = str(PROJECT_ROOT / "pages" / "3_Upload.py")
+VIDEO = str(PROJECT_ROOT / "pages" / "5_Video.py")
+
+
+@pytest.fixture
+def tiny_model_env(monkeypatch, tiny_model_path):
+    monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
+
+
+def run_page(script: str) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str) -> AppTest:
+    at.file_uploader[0].set_value((name, data, mime)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_upload_page_without_upload(tiny_model_env):
+    at = run_page(UPLOAD)
+    assert at.title[0].value == "Upload a photo"
+    assert at.info[0].value == "Upload a photo with one or more faces."
+    assert [t.label for t in at.sidebar.toggle] == ["Emoji over the faces", "Probability bars on the image",
+                                                   "Test-time augmentation"]
+    assert at.file_uploader[0].allowed_type == [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"]
+
+
+def test_upload_page_without_model_still_renders(monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / "missing.keras"))
+    monkeypatch.setattr("fer_core.ui.list_models", lambda: [])
+    at = run_page(UPLOAD)
+    assert "No model" in at.sidebar.warning[0].value
+
+
+def test_upload_page_with_a_photo(tiny_model_env, astronaut_path):
+    at = upload(run_page(UPLOAD), "astronaut.png", astronaut_path.read_bytes(), "image/png")
+    assert len(at.get("plotly_chart")) == 1
+    assert at.markdown[0].value.startswith("**Face 1: ")
+    assert len(at.dataframe[0].value) == 1
+    assert [b.label for b in at.get("download_button")] == ["Annotated image (PNG)", "Results (CSV)", "Results (JSON)"]
+    at.sidebar.toggle[0].set_value(True).run()  # emoji on: redraw only, still fine
+    assert not at.exception
+
+
+def test_upload_page_with_a_hostile_file_shows_an_error(tiny_model_env):
+    at = upload(run_page(UPLOAD), "evil.png", b"\x89PNG\r\n\x1a\n not really", "image/png")
+    assert "evil.png" in at.error[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_upload_page_without_face_offers_whole_image(tiny_model_env):
+    blank = cv2.imencode(".png", np.full((64, 64, 3), 200, np.uint8))[1].tobytes()
+    at = upload(run_page(UPLOAD), "wall.png", blank, "image/png")
+    assert "No face found in wall.png" in at.warning[0].value
+    at.button[0].click().run()
+    assert not at.exception
+    assert "whole image was classified" in at.info[0].value
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_video_page_without_upload(tiny_model_env):
+    at = run_page(VIDEO)
+    assert at.title[0].value == "Video"
+    assert at.info[0].value == "Upload a short video clip with a face in it."
+
+
+def test_video_page_analyses_a_clip(tiny_model_env, astronaut_clip):
+    at = upload(run_page(VIDEO), "astronaut.mp4", astronaut_clip.read_bytes(), "video/mp4")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("10 frames read at 10.0 fps, 2 analysed, 2 face detections")
+    assert len(at.get("plotly_chart")) == 2
+    assert [b.label for b in at.get("download_button")] == ["Results (CSV)", "Annotated video (MP4)"]
+
+
+def test_video_page_with_a_broken_clip(tiny_model_env):
+    at = upload(run_page(VIDEO), "clip.mp4", b"\x00" * 500, "video/mp4")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "clip.mp4" in at.error[0].value

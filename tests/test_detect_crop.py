@@ -1,0 +1,96 @@
+"""Face detection (Haar cascade) and the FER-framed crop."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.crop import crop_faces, square_around
+from fer_core.detect import FRAME_SETTINGS, PHOTO_SETTINGS, DetectorError, FaceDetector, clip_box, load_cascade
+
+
+@pytest.fixture(scope="module")
+def astronaut(astronaut_path) -> np.ndarray:
+    return cv2.imread(str(astronaut_path))
+
+
+def assert_astronaut_face(box, scale: float = 1.0) -> None:
+    """Her face spans about x 175–270, y 65–160 in the 512×512 photo."""
+    x, y, w, h = (v / scale for v in box)
+    assert 200 < x + w / 2 < 250 and 90 < y + h / 2 < 140, box
+    assert 70 < w < 140 and w == pytest.approx(h, abs=2), box
+
+
+def test_astronaut_has_exactly_one_face(astronaut):
+    boxes = FaceDetector(PHOTO_SETTINGS).detect(astronaut)
+    assert len(boxes) == 1
+    assert_astronaut_face(boxes[0])
+
+
+def test_large_photo_is_detected_on_a_downscaled_copy_and_boxes_come_back_in_its_pixels(astronaut):
+    big = np.full((2400, 3200, 3), 90, np.uint8)  # detection runs on a 1024×768 copy
+    big[1000:1512, 2000:2512] = astronaut
+    boxes = FaceDetector(PHOTO_SETTINGS).detect(big)
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert_astronaut_face((x - 2000, y - 1000, w, h))
+
+
+def test_frame_settings_find_the_face_in_a_webcam_sized_frame(astronaut):
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 80:560] = cv2.resize(astronaut, (480, 480))
+    boxes = FaceDetector(FRAME_SETTINGS).detect(frame)
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert_astronaut_face((x - 80, y, w, h), scale=480 / 512)
+
+
+def test_gray_input_and_blank_image():
+    detector = FaceDetector(PHOTO_SETTINGS)
+    assert detector.detect(np.full((300, 400), 128, np.uint8)) == []
+
+
+def test_faces_smaller_than_min_face_are_not_reported(astronaut):
+    small = cv2.resize(astronaut, (160, 160))  # her face is now about 30 px
+    assert FaceDetector(PHOTO_SETTINGS).detect(small) == []
+
+
+def test_missing_cascade_is_a_clear_error(tmp_path):
+    with pytest.raises(DetectorError, match="not found"):
+        load_cascade(str(tmp_path / "haarcascade_frontalface_default.xml"))
+
+
+def test_clip_box():
+    assert clip_box((-10, -5, 30, 20), 100, 100) == (0, 0, 20, 15)
+    assert clip_box((90, 95, 30, 20), 100, 100) == (90, 95, 10, 5)
+    assert clip_box((120, 0, 10, 10), 100, 100) is None
+
+
+def test_square_around_adds_the_margin_on_every_side():
+    assert square_around((100, 100, 50, 50), 0.0) == (100, 100, 50)
+    assert square_around((100, 100, 50, 50), 0.1) == (95, 95, 60)
+    assert square_around((0, 0, 80, 40), 0.0) == (0, -20, 80)  # squared around the centre
+
+
+def test_crop_faces_shape_and_content():
+    gray = np.zeros((200, 200), np.uint8)
+    gray[50:150, 50:150] = 255
+    faces = crop_faces(gray, [(50, 50, 100, 100), (0, 0, 20, 20)], margin=0.0)
+    assert faces.shape == (2, 48, 48) and faces.dtype == np.uint8
+    assert faces[0].min() == 255  # exactly the white square
+    assert faces[1].max() == 0
+    with_margin = crop_faces(gray, [(50, 50, 100, 100)], margin=0.25)[0]
+    assert with_margin[0, 0] == 0 and with_margin[24, 24] == 255  # margin shows the black around it
+
+
+def test_crop_past_the_edge_repeats_edge_pixels_instead_of_black():
+    gray = np.full((100, 100), 200, np.uint8)
+    face = crop_faces(gray, [(0, 0, 60, 60)], margin=0.3)[0]
+    assert face.min() == 200
+
+
+def test_crop_faces_with_no_box_and_bad_input():
+    assert crop_faces(np.zeros((10, 10), np.uint8), []).shape == (0, 48, 48)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        crop_faces(np.zeros((10, 10, 3), np.uint8), [(0, 0, 5, 5)])
