@@ -13,10 +13,22 @@ from collections.abc import Sequence
 import numpy as np
 
 from .data import FACE_SIZE
-from .detect import Box
+from .detect import CASCADE_FILE, Box
 
 # Fraction of the box side added on each side before cropping (chosen by benchmarks/crop_study.py).
 FACE_MARGIN = 0.1
+
+
+def face_crop_card(margin: float = FACE_MARGIN) -> dict:
+    """The ``face_crop`` entry of a model card: how faces must be cut out for this model."""
+    return {"detector": f"OpenCV Haar cascade {CASCADE_FILE}", "margin": margin,
+            "shape": "square around the box centre, side × (1 + 2 × margin), edges repeated past the image",
+            "size": [FACE_SIZE, FACE_SIZE], "chosen_by": "benchmarks/crop_study.py"}
+
+
+def card_margin(card: dict) -> float:
+    """The margin a model card asks for, or :data:`FACE_MARGIN` when the card does not say."""
+    return float((card.get("face_crop") or {}).get("margin", FACE_MARGIN))
 
 
 def square_around(box: Box, margin: float) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .crop import FACE_MARGIN, crop_faces
+from .crop import FACE_MARGIN, card_margin, crop_faces
 from .detect import Box, FaceDetector, shared_detector, to_gray
 from .recognizer import EmotionRecognizer
 
@@ -50,10 +50,14 @@ def classify_boxes(gray: np.ndarray, boxes: Sequence[Box], recognizer: EmotionRe
 
 def analyze_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detector: FaceDetector | None = None,
                   tta: bool = True) -> list[FaceResult]:
-    """Every face the detector finds in a BGR (or gray) image, numbered left to right; ``[]`` if none."""
+    """Every face the detector finds in a BGR (or gray) image, numbered left to right; ``[]`` if none.
+
+    The default detector is tuned for photos; a live camera passes ``shared_detector(FRAME_SETTINGS)``.
+    The crop margin is the one the model's card asks for (``face_crop.margin``).
+    """
     detector = detector or shared_detector()
     gray = to_gray(image_bgr)
-    return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta)
+    return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta, margin=card_margin(recognizer.card))
 
 
 def classify_whole_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True) -> FaceResult:

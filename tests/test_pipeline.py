@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_core.crop import FACE_MARGIN, card_margin, crop_faces, face_crop_card
 from fer_core.data import load_dataset
 from fer_core.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
 from fer_core.images import ImageError, decode_image
@@ -31,16 +32,17 @@ def astronaut_bgr(astronaut_path) -> np.ndarray:
     return cv2.imread(str(astronaut_path))
 
 
-class CountingRecognizer:
-    """Wraps a recognizer and records the batch size of every ``predict_proba`` call."""
+class RecordingRecognizer:
+    """Wraps a recognizer, with its own card, and records the faces of every ``predict_proba`` call."""
 
-    def __init__(self, recognizer):
+    def __init__(self, recognizer, card: dict | None = None):
         self.inner = recognizer
         self.labels = recognizer.labels
-        self.calls: list[int] = []
+        self.card = card if card is not None else recognizer.card
+        self.calls: list[np.ndarray] = []
 
     def predict_proba(self, faces, tta=True):
-        self.calls.append(len(faces))
+        self.calls.append(faces)
         return self.inner.predict_proba(faces, tta=tta)
 
 
@@ -72,12 +74,22 @@ def test_analyze_image_finds_the_astronaut(tiny_recognizer, astronaut_bgr):
 
 
 def test_all_faces_of_an_image_go_to_the_model_in_one_call(tiny_recognizer, astronaut_bgr):
-    counting = CountingRecognizer(tiny_recognizer)
+    recording = RecordingRecognizer(tiny_recognizer)
     pair = np.hstack([astronaut_bgr, astronaut_bgr[:, ::-1]])
-    results = analyze_image(pair, counting)
-    assert counting.calls == [2]
+    results = analyze_image(pair, recording)
+    assert [len(faces) for faces in recording.calls] == [2]
     assert [r.index for r in results] == [0, 1]
     assert results[0].box[0] < 512 <= results[1].box[0]  # numbered left to right
+
+
+def test_the_crop_margin_comes_from_the_model_card(tiny_recognizer, astronaut_bgr):
+    assert card_margin({}) == FACE_MARGIN
+    card = {**tiny_recognizer.card, "face_crop": face_crop_card(margin=0.25)}
+    recording = RecordingRecognizer(tiny_recognizer, card)
+    results = analyze_image(astronaut_bgr, recording)
+    gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_array_equal(recording.calls[0], crop_faces(gray, [results[0].box], margin=0.25))
+    assert not np.array_equal(recording.calls[0], crop_faces(gray, [results[0].box], margin=FACE_MARGIN))
 
 
 def test_no_face_then_classify_the_whole_image(tiny_recognizer):
