@@ -48,6 +48,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         command=["python", "-m", "fer_core", *sys.argv[1:]],
     )
+    from .train import run_is_complete, start_fresh
+
+    if args.fresh:
+        start_fresh(args.out)
+    elif run_is_complete(args.out):
+        print(f"{args.out} holds a completed run; use --fresh to train again")
     best = train(config, verbose=args.verbose)
     print(f"best model: {best}")
     return 0
@@ -180,6 +186,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish
+
+    dest = publish(args.run, args.data, args.name)
+    print(f"published {dest} with its card, history and evaluation")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
 
@@ -207,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="0 silent, 1 progress bar, 2 a line per epoch")
     p.set_defaults(func=cmd_train)
 
@@ -217,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("publish", help="ship a training run: models/NAME.keras + card, history, validation evaluation")
+    p.add_argument("--run", required=True, help="training run folder (holds best.keras, history.csv)")
+    p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
+    p.add_argument("--name", required=True, help="model name in models/")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("predict", help="find the faces in images and classify their emotions")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (searched recursively)")

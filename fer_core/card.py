@@ -27,11 +27,17 @@ def card_path(model_path: str | os.PathLike) -> Path:
 
 
 def read_card(model_path: str | os.PathLike) -> dict:
-    """The card beside a model; a minimal FER7 card when there is none (e.g. a fresh training run)."""
+    """The card beside a model.
+
+    A training run's ``best.keras`` has no card yet: its scheme comes from the run's
+    ``training.json``; failing that, FER2013's 7 classes are assumed.
+    """
     path = card_path(model_path)
     if path.is_file():
         return json.loads(path.read_text())
-    return {"name": Path(model_path).stem, "scheme": FER7.to_dict(), "temperature": 1.0, "tta": "hflip"}
+    run_info = Path(model_path).parent / "training.json"
+    scheme = json.loads(run_info.read_text())["scheme"] if run_info.is_file() else FER7.to_dict()
+    return {"name": Path(model_path).stem, "scheme": scheme, "temperature": 1.0, "tta": "hflip"}
 
 
 def write_card(model_path: str | os.PathLike, card: dict) -> Path:

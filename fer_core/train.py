@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -165,14 +166,33 @@ def distribution_strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
-    """Run (or resume) a training run; returns the path of the best model."""
+def run_is_complete(out: str | os.PathLike) -> bool:
+    path = Path(out) / TRAINING_JSON
+    return path.is_file() and bool(json.loads(path.read_text()).get("completed"))
+
+
+def start_fresh(out: str | os.PathLike) -> None:
+    """Forget a previous run in ``out`` (history, backup, best model) so training starts at epoch 1."""
+    out = Path(out)
+    for name in (HISTORY, TRAINING_JSON, BEST_MODEL):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "backup", ignore_errors=True)
+
+
+def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None) -> Path:
+    """Run, or resume, a training run; returns the path of the best model.
+
+    Calling it again on the same ``out`` folder resumes an interrupted run at the epoch after the last
+    one finished (``BackupAndRestore``); a run that already completed is left as it is. ``callbacks``
+    are extra Keras callbacks (e.g. a progress display).
+    """
     import keras
-    import tensorflow as tf
 
     from .models import build_model
 
     out = Path(config.out)
+    if run_is_complete(out):
+        return out / BEST_MODEL
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
@@ -211,14 +231,26 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> Path:
     _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
     callbacks = [
         _epoch_stats_callback(),
+        *(callbacks or []),
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
         keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
-    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    _mark_complete(out)
     return out / BEST_MODEL
+
+
+def _mark_complete(out: Path) -> None:
+    path = out / TRAINING_JSON
+    info = json.loads(path.read_text())
+    info["completed"] = True
+    path.write_text(json.dumps(info, indent=2))
 
 
 def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_train: int, n_val: int,

@@ -1,0 +1,156 @@
+"""Training, resume, evaluation and publishing on a tiny subset of real faces (fast enough for CI)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from fer_core.calibration import fit_temperature
+from fer_core.data import load_folder, write_csv
+from fer_core.evaluate import evaluate_faces, expected_calibration_error
+from fer_core.labels import FER_LABELS
+from fer_core.publish import eval_path, history_path, publish
+from fer_core.recognizer import EmotionRecognizer, apply_temperature
+from fer_core.train import TrainConfig, read_history, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_tree(fer_dir, tmp_path_factory) -> Path:
+    """12 training and 6 validation faces per class, as ``train/`` and ``validation/`` folders."""
+    dest = tmp_path_factory.mktemp("small")
+    for split, n in (("train", 12), ("validation", 6)):
+        for label in FER_LABELS:
+            (dest / split / label).mkdir(parents=True)
+            for f in sorted((fer_dir / split / label).iterdir())[:n]:
+                shutil.copy(f, dest / split / label / f.name)
+    return dest
+
+
+def _config(data: Path, out: Path, epochs: int) -> TrainConfig:
+    return TrainConfig(data=str(data), out=str(out), arch="tiny", epochs=epochs, batch_size=32,
+                       warmup_epochs=0, precision="float32")
+
+
+@pytest.fixture(scope="module")
+def trained_run(small_tree, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(_config(small_tree, out, epochs=2), verbose=0)
+    return out
+
+
+def test_training_writes_model_history_and_config(trained_run):
+    assert (trained_run / "best.keras").is_file()
+    history = read_history(trained_run)
+    assert [row["epoch"] for row in history] == [0, 1]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"):
+        assert key in history[0]
+    info = json.loads((trained_run / "training.json").read_text())
+    assert info["completed"] is True
+    assert info["n_train"] == 84 and info["n_validation"] == 42
+    model = keras.models.load_model(trained_run / "best.keras", safe_mode=True)
+    assert model.output_shape == (None, 7)
+
+
+class _StopAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"simulated interruption at epoch {epoch}")
+
+
+def test_interrupted_run_resumes_where_it_stopped(small_tree, tmp_path):
+    config = _config(small_tree, tmp_path / "run", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[_StopAtEpoch(2)])
+    assert [row["epoch"] for row in read_history(config.out)] == [0, 1]
+    assert (Path(config.out) / "backup").is_dir()
+    train(config, verbose=0)
+    assert [row["epoch"] for row in read_history(config.out)] == [0, 1, 2]
+    assert not (Path(config.out) / "backup").exists()
+
+
+def test_training_on_a_scheme_keeps_only_its_classes(small_tree, tmp_path):
+    config = _config(small_tree, tmp_path / "run", epochs=1)
+    config.scheme = "subset:happy,sad,neutral"
+    model = keras.models.load_model(train(config, verbose=0), safe_mode=True)
+    assert model.output_shape == (None, 3)
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["n_train"] == 36
+
+
+def test_evaluate_is_identical_on_csv_and_folders(trained_run, small_tree, tmp_path):
+    recognizer = EmotionRecognizer(trained_run / "best.keras")
+    folder = load_folder(small_tree).data.split("PublicTest")
+    write_csv(folder, tmp_path / "val.csv")
+    cmd = [sys.executable, "-m", "fer_core", "evaluate", "--model", str(trained_run / "best.keras")]
+    runs = {}
+    for name, data in (("folder", small_tree), ("csv", tmp_path / "val.csv")):
+        out = tmp_path / f"{name}.json"
+        subprocess.run([*cmd, "--data", str(data), "--usage", "PublicTest", "--json", str(out)],
+                       check=True, cwd=ROOT, capture_output=True)
+        runs[name] = json.loads(out.read_text())
+    for key in ("accuracy", "n", "labels", "confusion_matrix", "per_class", "ece"):
+        assert runs["folder"][key] == runs["csv"][key], key
+    assert runs["csv"]["n"] == 42
+    assert np.array(runs["csv"]["confusion_matrix"]).sum() == 42
+    direct = evaluate_faces(recognizer, folder)
+    assert direct["accuracy"] == pytest.approx(runs["folder"]["accuracy"])
+
+
+def test_evaluate_reports_classes_the_scheme_lacks(small_tree, tmp_path):
+    config = _config(small_tree, tmp_path / "run", epochs=1)
+    config.scheme = "fer6"
+    recognizer = EmotionRecognizer(train(config, verbose=0))  # scheme from the run's training.json
+    result = evaluate_faces(recognizer, load_folder(small_tree).data.split("validation"))
+    assert result["labels"] == ["angry", "fear", "happy", "sad", "surprise", "neutral"]
+    assert result["n"] == 42 and result["excluded"] == {}
+
+    config.scheme = "subset:happy,sad"
+    config.out = str(tmp_path / "run2")
+    train(config, verbose=0)
+    dest = publish(tmp_path / "run2", small_tree, "pair", models_dir=tmp_path / "models")
+    result = evaluate_faces(EmotionRecognizer(dest), load_folder(small_tree).data.split("validation"))
+    assert result["n"] == 12
+    assert result["excluded"] == {"angry": 6, "disgust": 6, "fear": 6, "surprise": 6, "neutral": 6}
+
+
+def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp_path):
+    dest = publish(trained_run, small_tree, "unit", models_dir=tmp_path)
+    card = json.loads(dest.with_suffix(".json").read_text())
+    assert card["labels"] == list(FER_LABELS)
+    assert card["training"]["epochs_run"] == 2
+    assert card["training"]["command"] is None or "train" in card["training"]["command"]
+    assert 0.2 <= card["temperature"] <= 5.0
+    validation = card["metrics"]["validation"]
+    assert validation["n"] == 42
+    evaluation = json.loads(eval_path(dest).read_text())
+    assert evaluation["tta"]["accuracy"] == validation["accuracy"]
+    assert len(evaluation["misclassified"]) == round(42 * (1 - validation["accuracy"]))
+    assert history_path(dest).read_text().startswith("epoch,")
+    recognizer = EmotionRecognizer(dest)
+    assert recognizer.temperature == card["temperature"]
+
+
+def test_temperature_fitting_lowers_ece():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 4000)
+    logits = rng.normal(size=(4000, 7))
+    logits[np.arange(4000), y] += 1.0
+    overconfident = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)
+    fit, held_out = slice(0, 2000), slice(2000, None)
+    t = fit_temperature(overconfident[fit], y[fit])
+    assert t > 1.5
+    before = expected_calibration_error(overconfident[held_out], y[held_out])
+    after = expected_calibration_error(apply_temperature(overconfident[held_out], t), y[held_out])
+    assert after < before / 2
