@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -93,9 +94,16 @@ def _print_faces(path: str, results) -> None:
               f"{r.label} {r.confidence:.0%} ({others})")
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _annotated_path(folder: Path, source: Path, written: set[str]) -> Path:
+    """``folder/<stem>_annotated.png``, numbered ``_2``, ``_3``… when two inputs share a stem."""
+    stem, n = f"{source.stem}_annotated", 1
+    while (name := stem + (f"_{n}" if n > 1 else "") + ".png") in written:
+        n += 1
+    written.add(name)
+    return folder / name
 
+
+def cmd_predict(args: argparse.Namespace) -> int:
     from .draw import annotate
     from .images import ImageError, encode_png, find_images, read_image
     from .pipeline import analyze_image, classify_whole_image
@@ -108,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     recognizer = EmotionRecognizer(args.model)
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
-    records, frames = [], []
+    records, frames, faceless, written = [], [], 0, set()
     for path in files:
         try:
             image = read_image(path)
@@ -120,8 +128,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             results = [classify_whole_image(image, recognizer, tta=not args.no_tta)]
         else:
             results = analyze_image(image, recognizer, tta=not args.no_tta)
+            faceless += not results
         if args.annotate:
-            out = Path(args.annotate) / f"{path.stem}_annotated.png"
+            out = _annotated_path(Path(args.annotate), path, written)
             out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
         if args.json:
             records.append(image_record(str(path), results))
@@ -129,6 +138,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             frames.append(results_frame(results, recognizer.labels, path=str(path)))
         else:
             _print_faces(str(path), results)
+    if faceless:
+        print(f"{faceless} image(s) without a detected face; for pictures that are already a cropped face use "
+              "--whole-image", file=sys.stderr)
     if args.json:
         print(json.dumps(records, indent=2))
     elif args.csv:

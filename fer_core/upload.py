@@ -19,6 +19,8 @@ from .recognizer import EmotionRecognizer
 from .results import results_csv, results_frame, results_json
 from .video import ProgressCallback, VideoAnalysis, analyze_video
 
+PREVIEW_SIDE = 1600
+
 
 @dataclass(frozen=True)
 class ImageAnalysis:
@@ -32,6 +34,17 @@ class ImageAnalysis:
 
     def annotated(self, emoji: bool = False, bars: bool = False) -> np.ndarray:
         return annotate(self.image, self.results, emoji=emoji, bars=bars)
+
+    def preview(self, emoji: bool = False, bars: bool = False, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+        """The annotated image as RGB, at most ``max_side`` pixels long, for showing on the page: a
+        50-megapixel photo would otherwise be re-encoded and sent to the browser on every rerun."""
+        import cv2
+
+        image = self.annotated(emoji, bars)
+        scale = max_side / max(image.shape[:2])
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def annotated_png(self, emoji: bool = False, bars: bool = False) -> bytes:
         return encode_png(self.annotated(emoji, bars))

@@ -156,7 +156,8 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     With ``annotate_path`` every frame is written there with the boxes and labels of the latest
     analysed frame (so boxes may lag fast motion by up to ``every - 1`` frames). ``max_seconds``
     stops reading after that much of the clip. ``progress(frames read, frames expected)`` is called
-    after each analysed frame and once at the end.
+    after each analysed frame and once at the end. The default detector is the photo one: the
+    analysis is offline, so it favours finding small faces over speed.
     """
     import av
 

@@ -90,7 +90,7 @@ if not analysis.results:
 if analysis.whole_image:
     st.info("No face was detected, so the whole image was classified as one face.")
 count = len(analysis.results)
-st.image(analysis.annotated(emoji, bars)[:, :, ::-1], width="content",
+st.image(analysis.preview(emoji, bars), width="content",
          caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
 show_faces(analysis)
 st.subheader("Results")

@@ -160,6 +160,8 @@ def test_upload_analysis_and_its_downloads(tiny_recognizer, astronaut_path):
     png = decode_image(analysis.annotated_png(emoji=True, bars=True), "annotated.png")
     assert png.shape == analysis.image.shape
     assert analysis.download_name("annotated.png") == "astronaut_annotated.png"
+    assert np.array_equal(analysis.preview()[:, :, ::-1], analysis.annotated())  # RGB, full size
+    assert analysis.preview(max_side=256).shape == (256, 256, 3)
 
 
 def test_upload_of_a_picture_without_face_can_be_classified_whole(tiny_recognizer):

@@ -100,10 +100,14 @@ def test_predict_cli_json(tiny_model_path, astronaut_path, tmp_path, capsys):
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
     assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert sorted(p.name for p in outdir.iterdir()) == ["astronaut_annotated.png", "blank_annotated.png"]
+    assert "1 image(s) without a detected face" in captured.err
 
 
-def test_predict_cli_csv_and_whole_image(tiny_model_path, astronaut_path, capsys):
-    assert main(["predict", str(astronaut_path), "--csv", "--whole-image", "--model", str(tiny_model_path)]) == 0
+def test_predict_cli_csv_and_whole_image(tiny_model_path, astronaut_path, tmp_path, capsys):
+    outdir = tmp_path / "annotated"
+    assert main(["predict", str(astronaut_path), str(astronaut_path), "--csv", "--whole-image",
+                 "--annotate", str(outdir), "--model", str(tiny_model_path)]) == 0
+    assert sorted(p.name for p in outdir.iterdir()) == ["astronaut_annotated.png", "astronaut_annotated_2.png"]
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "path,face,x,y,w,h,label,confidence," + ",".join(FER_LABELS)
-    assert lines[1].startswith(f"{astronaut_path},1,0,0,512,512,")
+    assert lines[1].startswith(f"{astronaut_path},1,0,0,512,512,") and len(lines) == 3
