@@ -34,7 +34,8 @@ class DetectorSettings:
 
     ``max_side``: the longest side of the copy detection runs on (larger images are downscaled).
     ``min_face``: smallest face to report, in pixels of the image given (smaller ones carry too little
-    detail to classify). ``scale_factor`` and ``min_neighbors`` are OpenCV's: a larger scale factor
+    detail to classify); a face must also span the cascade's 24-px window on the downscaled copy, so
+    in an image larger than ``max_side`` the smallest face found is 24 × side / ``max_side`` pixels. ``scale_factor`` and ``min_neighbors`` are OpenCV's: a larger scale factor
     searches fewer sizes (faster, may miss a face between two sizes); more neighbours means fewer
     false positives and a few more misses.
     """

@@ -52,7 +52,8 @@ def show_faces(analysis: ImageAnalysis) -> None:
 
 def show_downloads(analysis: ImageAnalysis) -> None:
     png, csv, js = st.columns(3)
-    png.download_button("Annotated image (PNG)", analysis.annotated_png(emoji, bars),
+    # The full-size PNG is encoded only when asked for: that takes a while for a large photo.
+    png.download_button("Annotated image (PNG)", lambda: analysis.annotated_png(emoji, bars),
                         file_name=analysis.download_name("annotated.png"), mime="image/png", on_click="ignore")
     csv.download_button("Results (CSV)", analysis.csv(), file_name=analysis.download_name("faces.csv"), mime="text/csv",
                         on_click="ignore")
