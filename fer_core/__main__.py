@@ -199,9 +199,10 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from .crop import face_crop_card
     from .publish import publish
 
-    dest = publish(args.run, args.data, args.name)
+    dest = publish(args.run, args.data, args.name, face_crop=face_crop_card())
     print(f"published {dest} with its card, history and evaluation")
     return 0
 

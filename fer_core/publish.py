@@ -20,7 +20,7 @@ import numpy as np
 
 from .calibration import fit_temperature
 from .card import MODELS_DIR, write_card
-from .data import load_dataset
+from .data import FaceData, load_dataset
 from .evaluate import expected_calibration_error, misclassified_faces, reliability_bins, summarise_predictions
 from .labels import LabelScheme
 from .recognizer import EmotionRecognizer, apply_temperature
@@ -43,6 +43,33 @@ def export_model(run_model: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, dest)
+
+
+def misclassified_faces_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".misclassified.npz")
+
+
+def save_misclassified_faces(model_path: Path, validation: FaceData, misclassified: list[dict],
+                             data_root: str | os.PathLike) -> None:
+    """Store the pixels of the misclassified faces beside the model, so the Training page's gallery
+    works without the dataset. Sources are made relative to the data root (portable across machines)."""
+    index = {source: i for i, source in enumerate(validation.sources.tolist())}
+    rows = [index[m["source"]] for m in misclassified]
+    for m in misclassified:
+        m["source"] = relative_source(m["source"], data_root)
+    np.savez_compressed(
+        misclassified_faces_path(model_path),
+        images=validation.images[rows] if rows else np.zeros((0, 48, 48), np.uint8),
+        sources=np.array([m["source"] for m in misclassified], dtype=str),
+    )
+
+
+def relative_source(source: str, data_root: str | os.PathLike) -> str:
+    """A face's file path relative to the dataset root (CSV rows such as ``row 5`` stay as they are)."""
+    try:
+        return Path(source).resolve().relative_to(Path(data_root).resolve()).as_posix()
+    except ValueError:
+        return source
 
 
 def training_summary(run_dir: Path) -> dict:
@@ -107,6 +134,7 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
         },
         "misclassified": misclassified_faces(calibrated, y, validation, scheme.labels),
     }
+    save_misclassified_faces(dest, validation, evaluation["misclassified"], data)
     eval_path(dest).write_text(json.dumps(evaluation, indent=1) + "\n")
 
     card.update({

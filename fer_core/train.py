@@ -70,18 +70,23 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def augmentation_layers() -> "keras.Sequential":
-    """Flip, shift, small rotation and scale, brightness and contrast (on 0–255 faces)."""
+    """Flip, shift, small rotation and scale, brightness and contrast (on 0–255 faces).
+
+    The layers are pinned to float32: under the global ``mixed_bfloat16`` policy they would compute
+    in bfloat16, which wrecks the images (most pixels come out black).
+    """
     import keras
     from keras import layers
 
+    f32 = {"dtype": "float32"}
     return keras.Sequential(
         [
-            layers.RandomFlip("horizontal"),
-            layers.RandomRotation(0.04, fill_mode="reflect"),  # ±14°
-            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect"),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect"),
-            layers.RandomBrightness(0.2, value_range=(0, 255)),
-            layers.RandomContrast(0.3, value_range=(0, 255)),
+            layers.RandomFlip("horizontal", **f32),
+            layers.RandomRotation(0.04, fill_mode="reflect", **f32),  # ±14°
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", **f32),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **f32),
+            layers.RandomBrightness(0.2, value_range=(0, 255), **f32),
+            layers.RandomContrast(0.3, value_range=(0, 255), **f32),
         ],
         name="augment",
     )

@@ -1,0 +1,142 @@
+"""Training page: how the selected model was trained and how it does on the validation split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from fer_core.card import read_card
+from fer_core.explore import enlarge
+from fer_core.reports import (
+    card_overview,
+    confusion_frame,
+    curves_frame,
+    load_evaluation,
+    load_history,
+    load_misclassified_faces,
+    filter_misclassified,
+    misclassified_frame,
+    per_class_frame,
+    reliability_frame,
+)
+from fer_core.ui import model_picker
+
+st.set_page_config(page_title="Training · Facial expressions", page_icon=":material/monitoring:", layout="wide")
+st.title("Training")
+
+REGENERATE_HINT = "Regenerate with `python -m fer_core publish --run RUN_DIR --data PATH --name NAME`."
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def show_overview(model_path: Path) -> None:
+    o = card_overview(model_path)
+    cols = st.columns(5)
+    cols[0].metric("Validation accuracy (TTA)", percent(o["accuracy"]))
+    cols[1].metric("Without TTA", percent(o["accuracy_no_tta"]))
+    cols[2].metric("Macro F1", percent(o["macro_f1"]))
+    cols[3].metric("ECE (calibrated)", percent(o["ece"]),
+                   help=f"Expected calibration error, 15 bins; before temperature scaling: {percent(o['ece_before'])}")
+    seconds = o["seconds_per_epoch"]
+    cols[4].metric("Epochs", o["epochs"] or "—", help=None if seconds is None else f"{seconds:.0f} s per epoch (median)")
+
+
+def show_curves(model_path: Path) -> None:
+    history = load_history(model_path)
+    st.subheader("Training history")
+    if history is None:
+        st.info(f"No training history beside this model. {REGENERATE_HINT}")
+        return
+    left, middle, right = st.columns(3)
+    for column, metric in ((left, "loss"), (middle, "accuracy")):
+        chart = px.line(curves_frame(history, metric), x="epoch", y=metric, color="set", markers=True)
+        chart.update_layout(height=320, margin={"t": 30, "b": 10}, title=metric)
+        column.plotly_chart(chart, width="stretch")
+    if "learning_rate" in history:
+        chart = px.line(history, x="epoch", y="learning_rate", markers=True)
+        chart.update_layout(height=320, margin={"t": 30, "b": 10}, title="learning rate")
+        right.plotly_chart(chart, width="stretch")
+
+
+def show_confusion(figures: dict) -> None:
+    st.subheader("Confusion matrix (validation)")
+    normalise = st.toggle("Row-normalised (share of each true class)", value=True)
+    frame = confusion_frame(figures, normalise)
+    chart = px.imshow(frame, text_auto=".0%" if normalise else "d", color_continuous_scale="Blues", aspect="auto",
+                      labels={"x": "predicted", "y": "true", "color": "share" if normalise else "faces"})
+    chart.update_layout(height=480, margin={"t": 10, "b": 10})
+    st.plotly_chart(chart, width="stretch")
+
+
+def show_per_class(figures: dict) -> None:
+    st.subheader("Per-class figures")
+    st.dataframe(per_class_frame(figures).style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.1%}"}),
+                 width="stretch")
+
+
+def show_calibration(evaluation: dict) -> None:
+    frame = reliability_frame(evaluation)
+    calibration = evaluation.get("calibration")
+    if frame.empty or not calibration:
+        return
+    st.subheader("Calibration")
+    st.caption(f"Temperature T = {calibration['temperature']:.3f} fitted on the validation split. "
+               f"ECE {calibration['ece_before']:.1%} before, {calibration['ece_after']:.1%} after scaling.")
+    chart = px.line(frame, x="confidence", y="accuracy", color="calibration", markers=True,
+                    hover_data=["count"], range_x=[0, 1], range_y=[0, 1])
+    chart.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line={"dash": "dot", "color": "gray"})
+    chart.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_title="mean confidence in bin",
+                        yaxis_title="accuracy in bin")
+    st.plotly_chart(chart, width="stretch")
+
+
+def show_misclassified(model_path: Path, evaluation: dict) -> None:
+    st.subheader("Misclassified validation faces")
+    frame = misclassified_frame(evaluation)
+    faces = load_misclassified_faces(model_path)
+    if frame.empty:
+        st.write("No misclassified faces.")
+        return
+    labels = evaluation["tta"]["labels"]
+    left, right, count = st.columns([2, 2, 1])
+    true_pick = left.multiselect("True class", labels, key="mis_true")
+    pred_pick = right.multiselect("Predicted class", labels, key="mis_pred")
+    shown = filter_misclassified(frame, true_pick, pred_pick)
+    limit = count.number_input("Show", 6, 120, 24, step=6)
+    st.caption(f"{len(shown)} of {len(frame)} misclassified faces match; most confident mistakes first.")
+    columns = st.columns(6)
+    for i, row in enumerate(shown.head(int(limit)).itertuples()):
+        with columns[i % 6]:
+            face = faces.get(row.source)
+            if face is not None:
+                st.image(enlarge(face, 3), width="stretch")
+            st.caption(f"**{row.true}** → {row.predicted} ({row.confidence:.0%})  \n`{row.source}`")
+
+
+model_path = model_picker()
+if model_path is None:
+    st.stop()
+card = read_card(model_path)
+st.caption(f"Model `{model_path.name}` · labels: {', '.join(card['scheme']['labels'])}")
+show_overview(model_path)
+show_curves(model_path)
+evaluation = load_evaluation(model_path)
+if evaluation is None:
+    st.info(f"No validation evaluation beside this model. {REGENERATE_HINT}")
+else:
+    left, right = st.columns([3, 2])
+    with left:
+        show_confusion(evaluation["tta"])
+    with right:
+        show_per_class(evaluation["tta"])
+    show_calibration(evaluation)
+    show_misclassified(model_path, evaluation)
+with st.expander("Model card"):
+    st.json(card)
+    st.download_button("Download model card", json.dumps(card, indent=2), file_name=f"{model_path.stem}.json",
+                       mime="application/json")

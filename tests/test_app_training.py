@@ -1,0 +1,87 @@
+"""Training page (AppTest) and the report tables behind it, on a tiny model published in the test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.labels import FER_LABELS
+from fer_core.publish import publish
+from fer_core.reports import (
+    confusion_frame,
+    curves_frame,
+    filter_misclassified,
+    load_evaluation,
+    load_history,
+    load_misclassified_faces,
+    misclassified_frame,
+    per_class_frame,
+    reliability_frame,
+)
+from fer_core.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def published_model(fer_dir, tmp_path_factory) -> Path:
+    """A ``tiny`` model trained for one epoch on a few real faces, published with its reports."""
+    tree = tmp_path_factory.mktemp("faces")
+    for split, n in (("train", 8), ("validation", 5)):
+        for label in FER_LABELS:
+            (tree / split / label).mkdir(parents=True)
+            for f in sorted((fer_dir / split / label).iterdir())[:n]:
+                shutil.copy(f, tree / split / label / f.name)
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(data=str(tree), out=str(run), arch="tiny", epochs=1, batch_size=16, warmup_epochs=0,
+                      precision="float32"), verbose=0)
+    return publish(run, tree, "tiny_page", models_dir=tmp_path_factory.mktemp("models"))
+
+
+def test_report_tables(published_model):
+    history = load_history(published_model)
+    assert history["epoch"].tolist() == [1]
+    assert set(curves_frame(history, "accuracy")["set"]) == {"train", "validation"}
+    evaluation = load_evaluation(published_model)
+    counts = confusion_frame(evaluation["tta"])
+    assert counts.values.sum() == 35
+    shares = confusion_frame(evaluation["tta"], normalise=True)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    table = per_class_frame(evaluation["tta"])
+    assert list(table.index) == list(FER_LABELS) and table["support"].sum() == 35
+    wrong = misclassified_frame(evaluation)
+    happy = filter_misclassified(wrong, ["happy"], [])
+    assert (happy["true"] == "happy").all() and happy["confidence"].is_monotonic_decreasing
+    assert len(filter_misclassified(wrong, [], [])) == len(wrong)
+    faces = load_misclassified_faces(published_model)
+    assert len(faces) == len(wrong)
+    assert all(face.shape == (48, 48) for face in faces.values())
+    assert all(source.startswith("validation/") for source in wrong["source"])
+    assert set(reliability_frame(evaluation)["calibration"]) == {"before scaling", "after scaling"}
+
+
+def test_training_page_shows_the_model(published_model, monkeypatch):
+    monkeypatch.setenv("FER_MODEL", str(published_model))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "tiny_page" in at.caption[0].value
+    assert [m.label for m in at.metric][:2] == ["Validation accuracy (TTA)", "Without TTA"]
+    assert len(at.get("plotly_chart")) >= 4  # loss, accuracy, learning rate, confusion matrix (+ reliability)
+    at.toggle[0].set_value(False).run()
+    assert not at.exception
+    at.multiselect(key="mis_true").set_value(["happy"]).run()
+    assert not at.exception
+    assert any("misclassified faces match" in c.value for c in at.caption)
+
+
+def test_training_page_without_reports(tmp_path, monkeypatch, tiny_model_path):
+    bare = tmp_path / "bare.keras"
+    shutil.copy(tiny_model_path, bare)
+    monkeypatch.setenv("FER_MODEL", str(bare))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("No training history" in i.value for i in at.info)
