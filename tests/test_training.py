@@ -154,3 +154,22 @@ def test_temperature_fitting_lowers_ece():
     before = expected_calibration_error(overconfident[held_out], y[held_out])
     after = expected_calibration_error(apply_temperature(overconfident[held_out], t), y[held_out])
     assert after < before / 2
+
+
+def test_augmentation_keeps_faces_intact_under_bf16(small_tree):
+    """Regression: under the mixed_bfloat16 policy the augmentation once turned most pixels black."""
+    from fer_core.labels import FER7
+    from fer_core.train import make_dataset, scheme_arrays
+
+    x, y = scheme_arrays(load_folder(small_tree).data.split("Training"), FER7)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        batch, target = next(iter(make_dataset(x, y, 7, 84, training=True, augment=True)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    batch = np.asarray(batch)
+    assert batch.dtype == np.float32 and batch.shape == x.shape
+    assert abs(batch.mean() - x.mean()) < 15
+    assert (batch < 1).mean() < 0.2
+    assert not np.array_equal(np.sort(batch.ravel()), np.sort(x.ravel()))  # something was augmented
+    np.testing.assert_array_equal(np.asarray(target).sum(0), np.bincount(y, minlength=7))
