@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.card import read_card
+from fer_core.explain import grad_cam, overlay_heatmap
 from fer_core.explore import enlarge
 from fer_core.reports import (
     card_overview,
@@ -22,7 +23,7 @@ from fer_core.reports import (
     per_class_frame,
     reliability_frame,
 )
-from fer_core.ui import model_picker
+from fer_core.ui import model_picker, recognizer_or_error
 
 st.set_page_config(page_title="Training · Facial expressions", page_icon=":material/monitoring:", layout="wide")
 st.title("Training")
@@ -108,12 +109,18 @@ def show_misclassified(model_path: Path, evaluation: dict) -> None:
     pred_pick = right.multiselect("Predicted class", labels, key="mis_pred")
     shown = filter_misclassified(frame, true_pick, pred_pick)
     limit = count.number_input("Show", 6, 120, 24, step=6)
+    cam = st.toggle("Grad-CAM of the predicted emotion over each face", key="mis_cam",
+                    help="Where the model looked when it made the mistake (loads the model).")
+    recognizer = recognizer_or_error(model_path) if cam else None
     st.caption(f"{len(shown)} of {len(frame)} misclassified faces match; most confident mistakes first.")
     columns = st.columns(6)
     for i, row in enumerate(shown.head(int(limit)).itertuples()):
         with columns[i % 6]:
             face = faces.get(row.source)
-            if face is not None:
+            if face is not None and recognizer is not None:
+                heatmap, _ = grad_cam(recognizer.model, face, recognizer.labels.index(row.predicted))
+                st.image(overlay_heatmap(face, heatmap, scale=3), width="stretch")
+            elif face is not None:
                 st.image(enlarge(face, 3), width="stretch")
             st.caption(f"**{row.true}** → {row.predicted} ({row.confidence:.0%})  \n`{row.source}`")
 

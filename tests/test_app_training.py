@@ -76,6 +76,8 @@ def test_training_page_shows_the_model(published_model, monkeypatch):
     at.multiselect(key="mis_true").set_value(["happy"]).run()
     assert not at.exception
     assert any("misclassified faces match" in c.value for c in at.caption)
+    at.toggle(key="mis_cam").set_value(True).run()
+    assert not at.exception
 
 
 def test_training_page_without_reports(tmp_path, monkeypatch, tiny_model_path):

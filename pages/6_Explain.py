@@ -1,0 +1,91 @@
+"""Explain page: Grad-CAM and convolutional feature maps for one face (from the data or a photo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fer_core.draw import color_hex
+from fer_core.explain import conv_layer_names, feature_map_grid, feature_maps, grad_cam, overlay_heatmap, result_crops
+from fer_core.explore import enlarge, filter_faces
+from fer_core.images import IMAGE_TYPES, ImageError, decode_image
+from fer_core.labels import FER_LABELS
+from fer_core.pipeline import analyze_image
+from fer_core.ui import SAMPLE_DATA, load_dataset_or_error, model_picker, recognizer_or_error
+
+st.set_page_config(page_title="Explain · Facial expressions", page_icon=":material/psychology:", layout="wide")
+st.title("Why did the model decide?")
+st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
+           "what each convolutional layer responds to.")
+
+recognizer = recognizer_or_error(model_picker())
+if recognizer is None:
+    st.stop()
+
+
+def face_from_dataset() -> tuple[np.ndarray, str] | None:
+    result = load_dataset_or_error(str(SAMPLE_DATA))
+    if result is None or len(result.data) == 0:
+        return None
+    left, right = st.columns(2)
+    label = left.selectbox("Emotion of the face", FER_LABELS)
+    faces = filter_faces(result.data, labels=[FER_LABELS.index(label)])
+    if len(faces) == 0:
+        st.info(f"The sample has no {label} face.")
+        return None
+    i = right.number_input(f"Face number (1–{len(faces)})", 1, len(faces), 1) - 1
+    return faces.images[i], f"sample face, true label **{label}** (`{faces.sources[i]}`)"
+
+
+def face_from_upload() -> tuple[np.ndarray, str] | None:
+    upload = st.file_uploader("A photo with a face", type=IMAGE_TYPES)
+    if upload is None:
+        return None
+    try:
+        image = decode_image(upload.getvalue(), upload.name)
+    except ImageError as exc:
+        st.error(str(exc))
+        return None
+    results = analyze_image(image, recognizer)
+    if not results:
+        st.warning(f"No face found in {upload.name}.")
+        return None
+    n = st.number_input(f"Face number (1–{len(results)}, left to right)", 1, len(results), 1) if len(results) > 1 else 1
+    crops = result_crops(image, [r.box for r in results], recognizer.card)
+    return crops[n - 1], f"face {n} of `{upload.name}`"
+
+
+def probability_chart(probabilities: dict[str, float]):
+    frame = pd.DataFrame({"emotion": list(probabilities), "probability": list(probabilities.values())})
+    chart = px.bar(frame, x="probability", y="emotion", orientation="h", color="emotion", range_x=[0, 1],
+                   color_discrete_map={k: color_hex(k) for k in probabilities}, text_auto=".0%")
+    chart.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None)
+    return chart
+
+
+source = st.radio("Face", ["From the bundled sample", "From a photo"], horizontal=True)
+picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload()
+if picked is None:
+    st.stop()
+face, description = picked
+prediction = recognizer.predict(face[None], tta=False)[0]
+st.markdown(f"{description} → predicted **{prediction.label}** ({prediction.confidence:.0%})")
+
+left, middle, right = st.columns([1, 1, 2])
+left.image(enlarge(face, 4), caption="the 48×48 face the model sees", width="stretch")
+target = middle.selectbox("Explain the emotion", recognizer.labels, index=recognizer.labels.index(prediction.label))
+heatmap, _ = grad_cam(recognizer.model, face, recognizer.labels.index(target))
+middle.image(overlay_heatmap(face, heatmap), caption=f"Grad-CAM for {target}", width="stretch")
+right.plotly_chart(probability_chart(prediction.probabilities), width="stretch")
+
+st.subheader("Feature maps")
+layers = conv_layer_names(recognizer.model)
+left, right = st.columns([3, 1])
+layer = left.selectbox("Layer", layers, index=len(layers) - 1 if layers else 0,
+                       help="Convolutions, their activations and the pooling layers, from input to output.")
+limit = right.slider("Channels shown", 8, 128, 32, step=8)
+maps = feature_maps(recognizer.model, face, layer)
+st.image(feature_map_grid(maps, columns=16, max_maps=limit), clamp=True,
+         caption=f"{layer}: {maps.shape[0]}×{maps.shape[1]} × {maps.shape[2]} channels (first {min(limit, maps.shape[2])})")

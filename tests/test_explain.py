@@ -1,0 +1,83 @@
+"""Grad-CAM, feature maps and the Explain page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core.card import default_model_path
+from fer_core.data import load_dataset
+from fer_core.explain import (
+    conv_layer_names,
+    default_cam_layer,
+    feature_map_grid,
+    feature_maps,
+    grad_cam,
+    overlay_heatmap,
+)
+from fer_core.models import ARCHITECTURES, build_model
+from fer_core.ui import SAMPLE_DATA
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def sample_faces():
+    return load_dataset(SAMPLE_DATA).data
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_grad_cam_and_feature_maps_work_for_every_architecture(arch, sample_faces):
+    model = build_model(arch, 7)
+    face = sample_faces.images[0]
+    heatmap, predicted = grad_cam(model, face)
+    assert heatmap.shape == (48, 48) and heatmap.dtype == np.float32
+    assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+    assert 0 <= predicted < 7
+    layers = conv_layer_names(model)
+    assert default_cam_layer(model) in layers
+    first = feature_maps(model, face, layers[0])
+    assert first.shape[:2] == (48, 48)
+    last = feature_maps(model, face, layers[-1])
+    assert last.shape[0] < 48
+    grid = feature_map_grid(first, columns=4, max_maps=8, cell=10, gap=1)
+    assert grid.shape == (2 * 11 - 1, 4 * 11 - 1)
+
+
+def test_grad_cam_on_real_faces_with_the_shipped_model(sample_faces):
+    import keras
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"shipped model {path} not present")
+    model = keras.models.load_model(path, safe_mode=True)
+    happy = sample_faces.images[sample_faces.labels == 3][:5]
+    maps = [grad_cam(model, face, class_index=3)[0] for face in happy]
+    for heatmap in maps:
+        assert heatmap.std() > 0.05, "Grad-CAM heatmap is (nearly) constant on a real face"
+        assert heatmap.max() == pytest.approx(1.0)
+    # Explaining another emotion gives another map.
+    other, _ = grad_cam(model, happy[0], class_index=0)
+    assert not np.allclose(other, maps[0])
+
+
+def test_overlay_is_rgb_and_enlarged(sample_faces):
+    heatmap = np.linspace(0, 1, 48 * 48, dtype=np.float32).reshape(48, 48)
+    image = overlay_heatmap(sample_faces.images[0], heatmap, scale=3)
+    assert image.shape == (144, 144, 3) and image.dtype == np.uint8
+    assert image[-1, -1, 0] > image[-1, -1, 2]  # hot corner is red, not blue (RGB order)
+
+
+def test_explain_page_on_a_sample_face(tiny_model_path, monkeypatch):
+    monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "6_Explain.py"), default_timeout=90).run()
+    assert not at.exception
+    assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
+    at.selectbox[0].set_value("sad").run()
+    assert not at.exception
+    assert "true label **sad**" in at.markdown[0].value
+    at.selectbox[2].set_value(at.selectbox[2].options[0]).run()
+    assert not at.exception
