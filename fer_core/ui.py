@@ -75,3 +75,12 @@ def model_summary(model_path: Path) -> dict:
     metrics = card.get("metrics", {}).get("validation", {})
     return {"name": card.get("name", model_path.stem), "labels": card["scheme"]["labels"],
             "accuracy": metrics.get("accuracy")}
+
+
+def webrtc_secrets() -> dict:
+    """The ``[webrtc]`` table of Streamlit's secrets (ICE servers for the live camera); empty when
+    there is no secrets file or no such table."""
+    try:
+        return dict(st.secrets.get("webrtc") or {})
+    except FileNotFoundError:  # Streamlit raises StreamlitSecretNotFoundError, a FileNotFoundError
+        return {}
