@@ -17,6 +17,7 @@ never touches the page, the page drains the queue (:class:`LiveSession`) and cha
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import queue
@@ -297,6 +298,11 @@ class LiveSession:
     @property
     def latest(self) -> FrameRecord | None:
         return self.records[-1] if self.records else None
+
+    def recent_latency_ms(self, frames: int = FPS_WINDOW) -> float | None:
+        """Median processing time of the last ``frames`` frames (``None`` before the first)."""
+        recent = [r.latency_ms for r in itertools.islice(reversed(self.records), frames)]
+        return float(np.median(recent)) if recent else None
 
     def main_face_probabilities(self, last_s: float | None = None) -> "pandas.DataFrame":
         """Long table ``time_s, emotion, probability`` of the main face per frame (the last ``last_s`` seconds)."""

@@ -243,6 +243,12 @@ def test_session_chart_table_keeps_the_last_seconds_of_the_main_face():
     assert set(table.loc[table["emotion"] == "happy", "probability"]) == {0.9}
 
 
+def test_session_latency_is_the_median_of_the_last_frames():
+    assert session_of([]).recent_latency_ms() is None
+    records = [FrameRecord(i, i * 0.1, 10.0, latency, ()) for i, latency in enumerate([500, 10, 30, 20])]
+    assert session_of(records).recent_latency_ms(frames=3) == 20
+
+
 def test_session_csv_has_a_row_per_face_per_frame():
     import io
 
