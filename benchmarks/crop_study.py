@@ -144,7 +144,7 @@ def print_table(title: str, rows: list[dict]) -> None:
     print(f"  {'margin':>7} {'detected':>9} {'frame IoU':>10} {'pipeline acc':>13} {'direct acc':>11} {'faces':>6}")
     for r in rows:
         mark = "  <- FACE_MARGIN" if abs(r["margin"] - FACE_MARGIN) < 1e-9 else ""
-        print(f"  {r['margin']:>+7.2f} {r['detected']:>9.1%} {r['frame_iou']:>10.3f} {r['pipeline_acc']:>13.1%}"
+        print(f"  {r['margin']:>+7.3f} {r['detected']:>9.1%} {r['frame_iou']:>10.3f} {r['pipeline_acc']:>13.1%}"
               f" {r['direct_acc_detected']:>11.1%} {r['n']:>6}{mark}")
 
 
@@ -164,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     tta = not args.no_tta
     direct = recognizer.predict_proba(faces, tta=tta).argmax(axis=1) == labels
     print(f"model {recognizer.model_path}  faces {len(faces)}  tta {tta}  detector {PHOTO_SETTINGS}")
-    print(f"direct 48x48 accuracy on all {len(faces)} sampled faces: {direct.mean():.1%}\n")
+    print(f"direct 48x48 accuracy on all {len(faces)} sampled faces: {direct.mean():.1%}")
+    if "metrics" not in recognizer.card:
+        print("note: this model has no published card with metrics; if it is untrained, the accuracy "
+              "columns mean nothing (the frame IoU does not depend on the model)")
+    print()
 
     rng = np.random.default_rng(args.seed)
     canvas = background(rng)
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table("all sizes together", summary)
     best_iou = max(summary, key=lambda r: r["frame_iou"])["margin"]
     best_acc = max(summary, key=lambda r: r["pipeline_acc"])["margin"]
-    print(f"\nbest frame IoU at margin {best_iou:+.2f}; best pipeline accuracy at margin {best_acc:+.2f}")
+    print(f"\nbest frame IoU at margin {best_iou:+.3f}; best pipeline accuracy at margin {best_acc:+.3f}")
     return 0
 
 
