@@ -6,13 +6,17 @@ from __future__ import annotations
 from typing import Callable
 
 INPUT_SHAPE = (48, 48, 1)
+# Keras' default BatchNorm momentum (0.99) lets the moving statistics keep their initial values
+# (variance 1) for ~1000 steps, while the real activation variances here are ~0.01: validation
+# accuracy then sits near chance for the first epochs. 0.9 tracks them within ~50 steps.
+BN_MOMENTUM = 0.9
 
 
 def _conv_bn_relu(x, filters: int, kernel: int = 3):
     from keras import layers
 
     x = layers.Conv2D(filters, kernel, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     return layers.Activation("relu")(x)
 
 
@@ -20,7 +24,7 @@ def _dense_bn_relu(x, units: int, dropout: float):
     from keras import layers
 
     x = layers.Dense(units, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.Activation("relu")(x)
     return layers.Dropout(dropout)(x)
 
