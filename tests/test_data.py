@@ -104,7 +104,7 @@ def test_malformed_rows_are_named_by_row(tmp_path):
         "bad.csv row 3": "pixels: 2000 values, expected 2304",
         "bad.csv row 4": "pixels: non-numeric value",
         "bad.csv row 5": "emotion: unknown label '9'",
-        "bad.csv row 6": "pixels: value above 255",
+        "bad.csv row 6": "pixels: value outside 0-255",
     }
 
 
