@@ -20,6 +20,7 @@ PAGES = (
     ("3_Upload.py", "Upload", ":material/add_photo_alternate:", "detect and classify the faces in your photos"),
     ("4_Live_camera.py", "Live camera", ":material/videocam:", "classify faces from your webcam as you move"),
     ("5_Video.py", "Video", ":material/movie:", "emotions over time in a video file"),
+    ("6_Explain.py", "Explain", ":material/psychology:", "Grad-CAM and feature maps: why the model decided"),
 )
 
 st.set_page_config(page_title="Facial expressions", page_icon="🙂", layout="wide")
