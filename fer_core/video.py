@@ -107,12 +107,16 @@ class AnnotatedWriter:
             self.stream.options = {"preset": "veryfast", "crf": "23"}
 
     def write(self, frame_bgr: np.ndarray) -> None:
+        """Append a frame; one of another size than the first (a clip that changes resolution) is resized."""
         import av
+        import cv2
 
-        height, width = (frame_bgr.shape[0] // 2) * 2, (frame_bgr.shape[1] // 2) * 2
         if self.stream is None:
-            self._open_stream(width, height)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr[:height, :width]), format="bgr24")
+            self._open_stream((frame_bgr.shape[1] // 2) * 2, (frame_bgr.shape[0] // 2) * 2)
+        width, height = self.stream.width, self.stream.height
+        if frame_bgr.shape[:2] != (height, width):
+            frame_bgr = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
         frame.pts = self.count
         frame.time_base = 1 / self.fps
         self.count += 1

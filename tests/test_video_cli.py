@@ -13,7 +13,7 @@ import pytest
 from fer_core.__main__ import main
 from fer_core.labels import FER_LABELS
 from fer_core.upload import analyze_video_upload
-from fer_core.video import VideoError, analyze_video, upright
+from fer_core.video import AnnotatedWriter, VideoError, analyze_video, upright
 
 FRAMES = 10  # the astronaut_clip fixture's length
 
@@ -58,6 +58,16 @@ def test_video_upload_returns_the_annotated_mp4_bytes(tiny_recognizer, astronaut
     result = analyze_video_upload(astronaut_clip.read_bytes(), "astronaut.mp4", tiny_recognizer, every=5)
     assert result.analysis.frames_analyzed == 2 and result.analysis.annotated_path is None
     assert result.annotated_mp4[4:8] == b"ftyp"  # an MP4 file
+
+
+def test_annotated_writer_keeps_the_first_frame_size(tmp_path):
+    writer = AnnotatedWriter(tmp_path / "out.mp4", fps=5)
+    writer.write(np.zeros((61, 81, 3), np.uint8))  # odd sizes: cut to even for yuv420p
+    writer.write(np.zeros((120, 160, 3), np.uint8))  # a change of resolution mid-clip
+    writer.close()
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frames = [f.to_ndarray(format="bgr24").shape for f in container.decode(video=0)]
+    assert frames == [(60, 80, 3), (60, 80, 3)]
 
 
 def test_upright_turns_counter_clockwise():
