@@ -15,10 +15,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .labels import FER_LABELS, canonical_label
+
+if TYPE_CHECKING:
+    import pandas
 
 FACE_SIZE = 48
 N_PIXELS = FACE_SIZE * FACE_SIZE

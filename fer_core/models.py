@@ -3,7 +3,10 @@ and rescales inside, so the preprocessing travels with the ``.keras`` file."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import keras
 
 INPUT_SHAPE = (48, 48, 1)
 # Keras' default BatchNorm momentum (0.99) lets the moving statistics keep their initial values

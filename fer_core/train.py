@@ -17,11 +17,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .data import FaceData, load_dataset
 from .labels import LabelScheme, get_scheme
+
+if TYPE_CHECKING:
+    import keras
 
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"

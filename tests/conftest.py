@@ -71,3 +71,4 @@ def astronaut_clip(astronaut_path, tmp_path_factory) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         container.mux(stream.encode(None))
     return path
+

@@ -23,6 +23,7 @@ from fer_core.reports import (
     reliability_frame,
 )
 from fer_core.train import TrainConfig, train
+from helpers import copy_real_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,12 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def published_model(fer_dir, tmp_path_factory) -> Path:
     """A ``tiny`` model trained for one epoch on a few real faces, published with its reports."""
-    tree = tmp_path_factory.mktemp("faces")
-    for split, n in (("train", 8), ("validation", 5)):
-        for label in FER_LABELS:
-            (tree / split / label).mkdir(parents=True)
-            for f in sorted((fer_dir / split / label).iterdir())[:n]:
-                shutil.copy(f, tree / split / label / f.name)
+    tree = copy_real_faces(fer_dir, tmp_path_factory.mktemp("faces"), {"train": 8, "validation": 5})
     run = tmp_path_factory.mktemp("run")
     train(TrainConfig(data=str(tree), out=str(run), arch="tiny", epochs=1, batch_size=16, warmup_epochs=0,
                       precision="float32"), verbose=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,24 +15,14 @@ import pytest
 from fer_core import data as fd
 from fer_core.data import DataError, FaceData, load_csv, load_dataset, load_folder, parse_pixel_strings, write_csv
 from fer_core.labels import FER_LABELS, canonical_label, get_scheme
+from helpers import copy_real_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _copy_real_faces(fer_dir: Path, dest: Path, per_class: int = 4) -> Path:
-    """A small ``<split>/<class>/*.jpg`` tree of real FER2013 faces."""
-    for split in ("train", "validation"):
-        for label in FER_LABELS:
-            files = sorted((fer_dir / split / label).iterdir())[:per_class]
-            (dest / split / label).mkdir(parents=True)
-            for f in files:
-                shutil.copy(f, dest / split / label / f.name)
-    return dest
-
-
 @pytest.fixture()
 def real_tree(fer_dir, tmp_path) -> Path:
-    return _copy_real_faces(fer_dir, tmp_path / "tree")
+    return copy_real_faces(fer_dir, tmp_path / "tree", {"train": 4, "validation": 4})
 
 
 def _order(d: FaceData) -> np.ndarray:

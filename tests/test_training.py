@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from fer_core.labels import FER_LABELS
 from fer_core.publish import eval_path, history_path, publish
 from fer_core.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.train import TrainConfig, read_history, train
+from helpers import copy_real_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,13 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def small_tree(fer_dir, tmp_path_factory) -> Path:
     """12 training and 6 validation faces per class, as ``train/`` and ``validation/`` folders."""
-    dest = tmp_path_factory.mktemp("small")
-    for split, n in (("train", 12), ("validation", 6)):
-        for label in FER_LABELS:
-            (dest / split / label).mkdir(parents=True)
-            for f in sorted((fer_dir / split / label).iterdir())[:n]:
-                shutil.copy(f, dest / split / label / f.name)
-    return dest
+    return copy_real_faces(fer_dir, tmp_path_factory.mktemp("small"), {"train": 12, "validation": 6})
 
 
 def _config(data: Path, out: Path, epochs: int) -> TrainConfig:

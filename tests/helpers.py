@@ -1,0 +1,20 @@
+"""Helpers shared by test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def copy_real_faces(fer_dir: Path, dest: Path, per_class: dict[str, int]) -> Path:
+    """A small ``<split>/<class>/*.jpg`` tree of real FER2013 faces: the first ``per_class[split]``
+    files of each class of each split named in ``per_class`` (e.g. ``{"train": 12, "validation": 6}``)."""
+    import shutil
+
+    from fer_core.labels import FER_LABELS
+
+    for split, n in per_class.items():
+        for label in FER_LABELS:
+            (dest / split / label).mkdir(parents=True)
+            for f in sorted((fer_dir / split / label).iterdir())[:n]:
+                shutil.copy(f, dest / split / label / f.name)
+    return dest
