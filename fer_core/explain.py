@@ -112,10 +112,3 @@ def feature_map_grid(maps: np.ndarray, columns: int = 8, max_maps: int = 64, cel
         grid[r * (cell + gap): r * (cell + gap) + cell, c * (cell + gap): c * (cell + gap) + cell] = tile
     return grid
 
-
-def result_crops(image_bgr: np.ndarray, boxes, card: dict) -> np.ndarray:
-    """The 48×48 crops the pipeline classified for these boxes (same margin as the model's card)."""
-    from .crop import card_margin, crop_faces
-    from .detect import to_gray
-
-    return crop_faces(to_gray(image_bgr), list(boxes), card_margin(card))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .crop import card_margin, crop_faces
+from .detect import to_gray
 from .draw import annotate
 from .images import decode_image, encode_png
 from .pipeline import FaceResult, analyze_image, classify_whole_image
@@ -31,6 +33,11 @@ class ImageAnalysis:
     results: list[FaceResult]
     labels: tuple[str, ...]
     whole_image: bool  # the whole picture was classified as one face (no detection)
+    margin: float  # crop margin the faces were classified with
+
+    def face_crops(self) -> np.ndarray:
+        """The 48×48 faces exactly as the model saw them, in face order (for Grad-CAM)."""
+        return crop_faces(to_gray(self.image), [r.box for r in self.results], self.margin)
 
     def annotated(self, emoji: bool = False, bars: bool = False) -> np.ndarray:
         return annotate(self.image, self.results, emoji=emoji, bars=bars)
@@ -74,7 +81,8 @@ def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: b
         results = [classify_whole_image(image, recognizer, tta=tta)]
     else:
         results = analyze_image(image, recognizer, tta=tta)
-    return ImageAnalysis(name, image, results, recognizer.labels, whole_image)
+    margin = 0.0 if whole_image else card_margin(recognizer.card)  # as classify_whole_image / analyze_image
+    return ImageAnalysis(name, image, results, recognizer.labels, whole_image, margin)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.draw import color_hex
+from fer_core.explain import grad_cam, overlay_heatmap
 from fer_core.images import IMAGE_TYPES, ImageError
 from fer_core.pipeline import FaceResult
 from fer_core.ui import cached_recognizer, model_picker, recognizer_or_error
@@ -22,6 +23,8 @@ st.caption("Every frontal face is found, cropped like the 48×48 training faces 
 model_path = model_picker()
 emoji = st.sidebar.toggle("Emoji over the faces", value=False)
 bars = st.sidebar.toggle("Probability bars on the image", value=False)
+cam = st.sidebar.toggle("Grad-CAM per face", value=False,
+                        help="Overlay on each face where the model looked for its top emotion.")
 tta = st.sidebar.toggle("Test-time augmentation", value=True,
                         help="Classify each face and its mirror image and average the two: a little more accurate.")
 
@@ -41,12 +44,17 @@ def probability_chart(result: FaceResult):
     return chart
 
 
-def show_faces(analysis: ImageAnalysis) -> None:
+def show_faces(analysis: ImageAnalysis, recognizer) -> None:
+    crops = analysis.face_crops() if cam else None
     for start in range(0, len(analysis.results), FACES_PER_ROW):
         columns = st.columns(FACES_PER_ROW)
         for column, result in zip(columns, analysis.results[start : start + FACES_PER_ROW]):
             with column:
                 st.markdown(f"**Face {result.index + 1}: {result.label}** ({result.confidence:.0%})")
+                if crops is not None:
+                    heatmap, _ = grad_cam(recognizer.model, crops[result.index], recognizer.labels.index(result.label))
+                    st.image(overlay_heatmap(crops[result.index], heatmap, scale=3),
+                             caption=f"Grad-CAM for {result.label}", width=144)
                 st.plotly_chart(probability_chart(result), width="stretch", key=f"face_{result.index}")
 
 
@@ -93,7 +101,7 @@ if analysis.whole_image:
 count = len(analysis.results)
 st.image(analysis.preview(emoji, bars), width="content",
          caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
-show_faces(analysis)
+show_faces(analysis, recognizer)
 st.subheader("Results")
 st.dataframe(analysis.table(), hide_index=True, width="stretch")
 show_downloads(analysis)

@@ -8,12 +8,12 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.draw import color_hex
-from fer_core.explain import conv_layer_names, feature_map_grid, feature_maps, grad_cam, overlay_heatmap, result_crops
+from fer_core.explain import conv_layer_names, feature_map_grid, feature_maps, grad_cam, overlay_heatmap
 from fer_core.explore import enlarge, filter_faces
-from fer_core.images import IMAGE_TYPES, ImageError, decode_image
+from fer_core.images import IMAGE_TYPES, ImageError
 from fer_core.labels import FER_LABELS
-from fer_core.pipeline import analyze_image
 from fer_core.ui import SAMPLE_DATA, load_dataset_or_error, model_picker, recognizer_or_error
+from fer_core.upload import analyze_upload
 
 st.set_page_config(page_title="Explain · Facial expressions", page_icon=":material/psychology:", layout="wide")
 st.title("Why did the model decide?")
@@ -44,17 +44,16 @@ def face_from_upload() -> tuple[np.ndarray, str] | None:
     if upload is None:
         return None
     try:
-        image = decode_image(upload.getvalue(), upload.name)
+        analysis = analyze_upload(upload.getvalue(), upload.name, recognizer)
     except ImageError as exc:
-        st.error(str(exc))
+        st.error(f"Cannot use this file. {exc}")
         return None
-    results = analyze_image(image, recognizer)
-    if not results:
+    count = len(analysis.results)
+    if not count:
         st.warning(f"No face found in {upload.name}.")
         return None
-    n = st.number_input(f"Face number (1–{len(results)}, left to right)", 1, len(results), 1) if len(results) > 1 else 1
-    crops = result_crops(image, [r.box for r in results], recognizer.card)
-    return crops[n - 1], f"face {n} of `{upload.name}`"
+    n = st.number_input(f"Face number (1–{count}, left to right)", 1, count, 1) if count > 1 else 1
+    return analysis.face_crops()[n - 1], f"face {n} of `{upload.name}`"
 
 
 def probability_chart(probabilities: dict[str, float]):

@@ -35,7 +35,7 @@ def test_upload_page_without_upload(tiny_model_env):
     assert at.title[0].value == "Upload a photo"
     assert at.info[0].value == "Upload a photo with one or more faces."
     assert [t.label for t in at.sidebar.toggle] == ["Emoji over the faces", "Probability bars on the image",
-                                                   "Test-time augmentation"]
+                                                   "Grad-CAM per face", "Test-time augmentation"]
     assert at.file_uploader[0].allowed_type == [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"]
 
 

@@ -81,3 +81,18 @@ def test_explain_page_on_a_sample_face(tiny_model_path, monkeypatch):
     assert "true label **sad**" in at.markdown[0].value
     at.selectbox[2].set_value(at.selectbox[2].options[0]).run()
     assert not at.exception
+
+
+def test_upload_face_crops_are_what_the_model_classified(astronaut_path, tiny_recognizer):
+    from fer_core.upload import analyze_upload
+
+    data = astronaut_path.read_bytes()
+    analysis = analyze_upload(data, "astronaut.png", tiny_recognizer, tta=False)
+    crops = analysis.face_crops()
+    assert crops.shape == (1, 48, 48)
+    again = tiny_recognizer.predict_proba(crops, tta=False)[0]
+    np.testing.assert_allclose(again, list(analysis.results[0].probabilities.values()), rtol=1e-5)
+    heatmap, _ = grad_cam(tiny_recognizer.model, crops[0])
+    assert heatmap.shape == (48, 48)
+    whole = analyze_upload(data, "astronaut.png", tiny_recognizer, tta=False, whole_image=True)
+    assert whole.margin == 0.0 and whole.face_crops().shape == (1, 48, 48)
