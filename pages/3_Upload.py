@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from fer_core.draw import color_hex
+from fer_core.charts import emotion_bars
 from fer_core.explain import grad_cam, overlay_heatmap
 from fer_core.images import IMAGE_TYPES, ImageError
-from fer_core.pipeline import FaceResult
 from fer_core.ui import cached_recognizer, model_picker, recognizer_or_error
 from fer_core.upload import ImageAnalysis, analyze_upload
 
@@ -35,15 +32,6 @@ def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: 
     return analyze_upload(data, name, cached_recognizer(model), tta=tta, whole_image=whole_image)
 
 
-def probability_chart(result: FaceResult):
-    frame = pd.DataFrame({"emotion": list(result.probabilities), "probability": list(result.probabilities.values())})
-    chart = px.bar(frame, x="probability", y="emotion", orientation="h", color="emotion",
-                   color_discrete_map={label: color_hex(label) for label in result.probabilities},
-                   range_x=[0, 1], text_auto=".0%")
-    chart.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None)
-    return chart
-
-
 def show_faces(analysis: ImageAnalysis, recognizer) -> None:
     crops = analysis.face_crops() if cam else None
     for start in range(0, len(analysis.results), FACES_PER_ROW):
@@ -55,7 +43,7 @@ def show_faces(analysis: ImageAnalysis, recognizer) -> None:
                     heatmap, _ = grad_cam(recognizer.model, crops[result.index], recognizer.labels.index(result.label))
                     st.image(overlay_heatmap(crops[result.index], heatmap, scale=3),
                              caption=f"Grad-CAM for {result.label}", width=144)
-                st.plotly_chart(probability_chart(result), width="stretch", key=f"face_{result.index}")
+                st.plotly_chart(emotion_bars(result.probabilities), width="stretch", key=f"face_{result.index}")
 
 
 def show_downloads(analysis: ImageAnalysis) -> None:

@@ -14,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from fer_core.charts import emotion_bars
 from fer_core.draw import color_hex
 from fer_core.ice import IceConfigError, configured_ice_servers, rtc_configuration
 from fer_core.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
@@ -129,10 +130,8 @@ def show_summary(session: LiveSession) -> None:
                 + (f", {errors} shown unprocessed after an error" if errors else "")
                 + ". Share of the time per top emotion of the main face (the largest):")
     shares = session.emotion_shares()
-    chart = px.bar(shares, x="share", y="emotion", orientation="h", color="emotion", range_x=[0, 1],
-                   color_discrete_map=emotion_colors(session.labels), text_auto=".0%")
-    chart.update_layout(showlegend=False, height=300, margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None)
-    st.plotly_chart(chart, width="stretch")
+    st.plotly_chart(emotion_bars(dict(zip(shares["emotion"], shares["share"])), "share", height=300,
+                                 colors=emotion_colors(session.labels)), width="stretch")
     st.download_button("Per-frame results (CSV)", session.to_csv(), file_name="live_session.csv", mime="text/csv",
                        on_click="ignore", help="One row per face per frame, with the smoothed probabilities drawn.")
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from fer_core.draw import color_hex
+from fer_core.charts import emotion_bars
 from fer_core.explain import conv_layer_names, feature_map_grid, feature_maps, grad_cam, overlay_heatmap
 from fer_core.explore import enlarge, filter_faces
 from fer_core.images import IMAGE_TYPES, ImageError
@@ -56,14 +54,6 @@ def face_from_upload() -> tuple[np.ndarray, str] | None:
     return analysis.face_crops()[n - 1], f"face {n} of `{upload.name}`"
 
 
-def probability_chart(probabilities: dict[str, float]):
-    frame = pd.DataFrame({"emotion": list(probabilities), "probability": list(probabilities.values())})
-    chart = px.bar(frame, x="probability", y="emotion", orientation="h", color="emotion", range_x=[0, 1],
-                   color_discrete_map={k: color_hex(k) for k in probabilities}, text_auto=".0%")
-    chart.update_layout(showlegend=False, height=260, margin=dict(l=0, r=10, t=10, b=0), yaxis_title=None)
-    return chart
-
-
 source = st.radio("Face", ["From the bundled sample", "From a photo"], horizontal=True)
 picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload()
 if picked is None:
@@ -77,7 +67,7 @@ left.image(enlarge(face, 4), caption="the 48×48 face the model sees", width="st
 target = middle.selectbox("Explain the emotion", recognizer.labels, index=recognizer.labels.index(prediction.label))
 heatmap, _ = grad_cam(recognizer.model, face, recognizer.labels.index(target))
 middle.image(overlay_heatmap(face, heatmap), caption=f"Grad-CAM for {target}", width="stretch")
-right.plotly_chart(probability_chart(prediction.probabilities), width="stretch")
+right.plotly_chart(emotion_bars(prediction.probabilities), width="stretch")
 
 st.subheader("Feature maps")
 layers = conv_layer_names(recognizer.model)
