@@ -34,7 +34,7 @@ from fer_core.detect import PHOTO_SETTINGS, Box, FaceDetector  # noqa: E402
 from fer_core.recognizer import EmotionRecognizer  # noqa: E402
 
 CANVAS = (480, 640)  # height, width
-MARGINS = (-0.05, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
+MARGINS = (-0.1, -0.05, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
 FACE_SIDES = (64, 96, 160, 256)
 BACKGROUND_PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
