@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ import numpy as np
 from .labels import FER_LABELS, canonical_label
 
 if TYPE_CHECKING:
-    import pandas
+    from collections.abc import Sequence
+
+    import pyarrow as pa
 
 FACE_SIZE = 48
 N_PIXELS = FACE_SIZE * FACE_SIZE
@@ -112,31 +115,43 @@ def empty_data() -> FaceData:
 # --------------------------------------------------------------------------- Kaggle CSV
 
 
-_PIXEL_BYTES = np.zeros(256, bool)
-_PIXEL_BYTES[48:58] = True  # digits
-_PIXEL_BYTES[32] = True  # space
-_PARSE_CHUNK = 256  # rows per vectorised step: keeps the temporaries in the CPU cache
+_PARSE_CHUNK = 128  # rows per vectorised step: ~1 MB of text, so the temporaries stay in the CPU cache
+_SPACE = 32
 
 
-def parse_pixel_strings(rows: list[str], n_pixels: int = N_PIXELS, workers: int = 2) -> tuple[np.ndarray, dict[int, str]]:
+def parse_pixel_strings(rows: "Sequence[str] | pa.Array | pa.ChunkedArray", n_pixels: int = N_PIXELS,
+                        workers: int = 2) -> tuple[np.ndarray, dict[int, str]]:
     """Parse space-separated pixel strings to a ``(len(rows), n_pixels)`` uint8 array.
 
-    Well-formed chunks of rows (digits separated by single spaces) are decoded with whole-array NumPy
-    operations on their bytes, which release the GIL, on ``workers`` threads; a chunk that fails any
-    check is parsed row by row with NumPy's C text parser to name each bad row. Returns the array (bad
-    rows left zero) and ``{row index: reason}`` for rows with a wrong count, a non-numeric token or a
-    value outside 0–255. No per-pixel Python either way.
+    ``rows`` is a list of strings or an Arrow string column (as read by ``pyarrow.csv``; its text is
+    used in place). Blocks of well-formed rows (1–3 digit numbers ≤ 255 separated by single spaces)
+    are decoded from their bytes with whole-array NumPy operations, which release the GIL, on
+    ``workers`` threads. A block that fails any check is parsed row by row with NumPy's C text parser
+    to name each bad row. Returns the array (bad rows left zero) and ``{row index: reason}`` for rows
+    with a wrong count, a non-numeric token or a value outside 0–255. No per-pixel Python either way.
     """
-    out = np.zeros((len(rows), n_pixels), np.uint8)
-    bad: dict[int, str] = {}
+    import pyarrow as pa
 
-    def parse_chunk(start: int) -> None:
-        part = rows[start : start + _PARSE_CHUNK]
-        values = _parse_clean_chunk(part, n_pixels)
+    column = rows if isinstance(rows, (pa.Array, pa.ChunkedArray)) else pa.array(list(rows), pa.string())
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    blocks, first = [], 0
+    for chunk in chunks:
+        for offset in range(0, len(chunk), _PARSE_CHUNK):
+            blocks.append((first + offset, chunk.slice(offset, _PARSE_CHUNK)))
+        first += len(chunk)
+    out = np.zeros((first, n_pixels), np.uint8)
+    bad: dict[int, str] = {}
+    scratch = threading.local()
+
+    def parse_block(block: tuple[int, "pa.Array"]) -> None:
+        start, text = block
+        if not hasattr(scratch, "arrays"):
+            scratch.arrays = _Scratch()
+        values = _decode_clean_block(text, n_pixels, scratch.arrays)
         if values is not None:
-            out[start : start + len(part)] = values
+            out[start : start + len(text)] = values
             return
-        for i, row in enumerate(part, start):
+        for i, row in enumerate(text.to_pylist(), start):
             values, reason = _parse_one_row(row, n_pixels)
             if reason:
                 bad[i] = reason
@@ -144,37 +159,78 @@ def parse_pixel_strings(rows: list[str], n_pixels: int = N_PIXELS, workers: int 
                 out[i] = values
 
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(parse_chunk, range(0, len(rows), _PARSE_CHUNK)))
+        list(pool.map(parse_block, blocks))
     return out, bad
 
 
-def _parse_clean_chunk(rows: list[str], n_pixels: int) -> np.ndarray | None:
+class _Scratch:
+    """Work arrays reused from block to block, one set per thread: fresh megabyte-sized temporaries
+    for every block cost more in page faults than the arithmetic on them."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def fit(self, n_bytes: int) -> "_Scratch":
+        if n_bytes > self.size:
+            self.size = n_bytes
+            self.text = np.empty(n_bytes, np.uint8)
+            self.work = np.empty(n_bytes, np.uint8)
+            self.flags = np.empty(n_bytes, bool)
+            self.gaps = np.empty(n_bytes, np.intp)
+            self.digits = np.empty((3, n_bytes), np.uint8)
+            self.values = np.empty(n_bytes, np.uint16)
+        return self
+
+
+def _decode_clean_block(text: "pa.Array", n_pixels: int, scratch: _Scratch) -> np.ndarray | None:
     """Rows of exactly ``n_pixels`` 1–3 digit numbers ≤ 255 separated by single spaces, else ``None``.
 
-    Every number is followed by one space once a space is appended to each row, so the digits of the
-    number ending before space ``s`` sit at ``s-1`` (ones), ``s-2`` (tens), ``s-3`` (hundreds).
+    Works on the Arrow array's UTF-8 bytes. They are copied after 3 spaces, each row followed by a
+    space, so that every number ends just before a space and the 3 bytes before each space exist:
+    the ones, tens and hundreds digits, the latter two counted when the number is that long.
     """
-    if any(not row or row[0] == " " or row[-1] == " " or row.count(" ") != n_pixels - 1 for row in rows):
+    rows = len(text)
+    if rows == 0 or text.null_count:
         return None
-    try:
-        raw = np.frombuffer((" ".join(rows) + " ").encode("ascii"), np.uint8)
-    except UnicodeEncodeError:
-        return None
-    if not _PIXEL_BYTES[raw].all():
-        return None
-    digits = np.concatenate([np.full(4, -16, np.int16), raw.astype(np.int16) - 48])  # a space reads -16
-    ends = np.flatnonzero(raw == 32) + 4
-    ones, tens, hundreds = digits[ends - 1], digits[ends - 2], digits[ends - 3]
-    if (ones < 0).any() or ((hundreds >= 0) & (tens >= 0) & (digits[ends - 4] >= 0)).any():
-        return None  # an empty token (double space) or one of four digits or more
-    has_tens = tens >= 0
-    values = ones + 10 * tens * has_tens + 100 * hundreds * (has_tens & (hundreds >= 0))
+    _, offset_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offset_buffer, np.int64 if text.type == "large_string" else np.int32)
+    offsets = offsets[text.offset : text.offset + rows + 1].astype(np.intp)
+    begin = int(offsets[0])
+    offsets -= begin
+    tokens, size = rows * n_pixels, int(offsets[-1])
+    s = scratch.fit(size + rows + 3)
+    data = np.frombuffer(data_buffer, np.uint8, size, begin)
+    padded = s.text[: size + rows + 3]
+    padded[:3] = _SPACE
+    body = padded[3:]
+    row_stops = offsets[1:].tolist()
+    for row, (a, b) in enumerate(zip([0, *row_stops], row_stops)):
+        body[a + row : b + row] = data[a:b]
+        body[b + row] = _SPACE
+    flags = np.equal(body, _SPACE, out=s.flags[: len(body)])
+    ends = np.flatnonzero(flags)  # where each number's space is in ``body``
+    if len(ends) != tokens or (ends[n_pixels - 1 :: n_pixels] != offsets[1:] + np.arange(rows)).any():
+        return None  # a wrong count in some row
+    np.less(np.subtract(body, 48, out=s.work[: len(body)]), 10, out=flags)
+    if np.count_nonzero(flags) + tokens != len(body):
+        return None  # a byte that is neither a digit nor a space
+    gaps = s.gaps[:tokens]  # number length + 1
+    gaps[0] = ends[0] + 1
+    np.subtract(ends[1:], ends[:-1], out=gaps[1:])
+    if gaps.min() < 2 or gaps.max() > 4:
+        return None  # an empty number (two spaces in a row) or one of 4 digits or more
+    # ``padded[k + end]`` is ``body[end - 3 + k]``: hundreds (k=0), tens (k=1) and ones (k=2).
+    hundreds, tens, ones = (np.take(padded[k:], ends, out=s.digits[k, :tokens], mode="clip") for k in range(3))
+    np.multiply(hundreds & 15, tens > 47, out=hundreds)  # hundreds count only if the tens are a digit
+    values = np.multiply(hundreds, np.uint16(100), out=s.values[:tokens], dtype=np.uint16)
+    values += np.multiply(tens & 15, 10, out=tens)  # a space reads 0
+    values += np.bitwise_and(ones, 15, out=ones)
     if values.max() > 255:
         return None
-    return values.astype(np.uint8).reshape(len(rows), n_pixels)
+    return values.reshape(rows, n_pixels)
 
 
-def _parse_one_row(row: str, n_pixels: int) -> tuple[np.ndarray | None, str | None]:
+def _parse_one_row(row: str | None, n_pixels: int) -> tuple[np.ndarray | None, str | None]:
     """One row with NumPy's C parser (any whitespace); ``(values, None)`` or ``(None, reason)``."""
     try:
         values = np.fromstring(row or "", dtype=np.int64, sep=" ")
@@ -187,15 +243,28 @@ def _parse_one_row(row: str, n_pixels: int) -> tuple[np.ndarray | None, str | No
     return values.astype(np.uint8), None
 
 
-def _read_kaggle_frame(path: Path) -> "pandas.DataFrame":
-    """The CSV as strings; Arrow's multi-threaded reader when it copes, else pandas' own."""
+def _read_kaggle_table(path: Path) -> "pa.Table":
+    """The CSV with every column as text: Arrow's multi-threaded reader when it copes, else pandas'."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
 
     try:
-        frame = pd.read_csv(path, dtype=str, engine="pyarrow", compression="infer")
-    except Exception:  # noqa: BLE001 - pyarrow missing, or a file Arrow refuses: pandas says what is wrong
+        table = pa_csv.read_csv(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. ragged rows: pandas says what is wrong
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
-    return frame.fillna("")
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.table({name: _as_text(column) for name, column in zip(table.column_names, table.columns)})
+
+
+def _as_text(column: "pa.ChunkedArray") -> "pa.ChunkedArray":
+    """A column as strings with nulls (empty cells of a numeric column) as empty strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return pc.fill_null(column, "") if column.null_count else column
 
 
 def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult:
@@ -211,39 +280,42 @@ def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        frame = _read_kaggle_frame(path)
+        table = _read_kaggle_table(path)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from exc
-    frame.columns = [c.strip() for c in frame.columns]
-    lower = {c.lower(): c for c in frame.columns}
-    missing = [c for c in ("emotion", "pixels") if c not in lower]
+    columns = {name.strip().lower(): name for name in table.column_names}
+    missing = [c for c in ("emotion", "pixels") if c not in columns]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected emotion,pixels[,Usage], "
-            f"found {','.join(frame.columns)}"
+            f"found {','.join(name.strip() for name in table.column_names)}"
         )
-    pixels, bad = parse_pixel_strings(frame[lower["pixels"]].tolist())
-    emotion = pd.to_numeric(frame[lower["emotion"]].str.strip(), errors="coerce")
+    pixels, bad = parse_pixel_strings(table.column(columns["pixels"]))
+    emotion_text = table.column(columns["emotion"]).to_pandas()
+    emotion = pd.to_numeric(emotion_text.str.strip(), errors="coerce")
     bad_label = ~emotion.isin(range(len(FER_LABELS))).to_numpy()
     for i in np.flatnonzero(bad_label):
-        bad.setdefault(int(i), f"emotion: unknown label {frame[lower['emotion']].iat[i]!r}")
-    if "usage" in lower:
-        splits = np.array([normalise_split(u) if u.strip() else "unsplit" for u in frame[lower["usage"]]])
+        bad.setdefault(int(i), f"emotion: unknown label {emotion_text.iat[i]!r}")
+    if "usage" in columns:
+        usage = table.column(columns["usage"]).to_pandas()
+        split_of = {u: normalise_split(u) if u.strip() else "unsplit" for u in usage.unique()}
+        splits = usage.map(split_of).to_numpy(str)
     else:
-        splits = np.full(len(frame), "unsplit")
+        splits = np.full(len(pixels), "unsplit")
 
     skipped = [Skipped(f"{path.name} row {i + 2}", reason) for i, reason in sorted(bad.items())]
     if skipped and not skip_bad_rows:
         shown = "; ".join(str(s) for s in skipped[:5])
         more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
         raise DataError(f"{len(skipped)} bad row(s): {shown}{more}")
-    keep = np.ones(len(frame), bool)
+    keep = np.ones(len(pixels), bool)
     keep[list(bad)] = False
+    images = pixels[keep] if bad else pixels  # no 80 MB copy when every row is good
     data = FaceData(
-        pixels[keep].reshape(-1, FACE_SIZE, FACE_SIZE),
+        images.reshape(-1, FACE_SIZE, FACE_SIZE),
         emotion.to_numpy()[keep].astype(np.int64),
         splits[keep],
-        np.array([f"row {i + 2}" for i in np.flatnonzero(keep)]),
+        np.char.add("row ", (np.flatnonzero(keep) + 2).astype(str)),
     )
     return LoadResult(data, skipped)
 

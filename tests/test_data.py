@@ -114,6 +114,33 @@ def test_parse_pixel_strings_is_exact_across_chunks():
     np.testing.assert_array_equal(parsed, faces)
 
 
+def test_fast_pixel_decoder_agrees_with_the_row_parser():
+    """Every row, odd or not, gets what NumPy's text parser makes of it on its own."""
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (400, 2304), dtype=np.uint8)
+    faces[:, 0], faces[:, -1] = 4, 9  # one-digit numbers where rows meet in the Arrow buffer
+    rows = [" ".join(map(str, r)) for r in faces.tolist()]
+    odd = {
+        3: rows[3].replace(" ", "  ", 1),  # double space
+        130: rows[130] + " 1",  # one value too many
+        131: "0255 " + rows[131].split(" ", 1)[1],  # a 4-digit number (255 with a leading zero)
+        260: "256 " + rows[260].split(" ", 1)[1],  # out of range
+        261: "1é " + rows[261].split(" ", 1)[1],  # not ASCII
+        262: "",  # empty
+        399: "007 " + rows[399].split(" ", 1)[1],  # 3 digits with leading zeros
+    }
+    rows = [odd.get(i, row) for i, row in enumerate(rows)]
+    parsed, bad = parse_pixel_strings(rows)
+    for i, row in enumerate(rows):
+        values, reason = fd._parse_one_row(row, 2304)
+        assert bad.get(i) == reason, i
+        if reason is None:
+            np.testing.assert_array_equal(parsed[i], values, err_msg=f"row {i}")
+    assert sorted(bad) == [130, 260, 261, 262]
+    assert parsed[131, 0] == 255 and parsed[399, 0] == 7
+    np.testing.assert_array_equal(parsed[0], faces[0])
+
+
 def _write_gray(path: Path, size: int = 48, value: int = 100) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.full((size, size), value, np.uint8))
