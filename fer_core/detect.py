@@ -50,10 +50,10 @@ class DetectorSettings:
 # On FER2013 faces pasted into a photo this finds 77% of them with 0.04 false boxes per picture.
 PHOTO_SETTINGS = DetectorSettings(max_side=1024, min_face=40, scale_factor=1.1, min_neighbors=5)
 # Webcam and video frames: a person in front of a camera has a face of 64 px or more in a 640×480
-# frame, and a frame must take milliseconds, so search a 320-px copy at coarser scale steps
-# (benchmarks/bench_inference.py --sweep times the alternatives). On the 2-core dev machine, busy
-# with other work, this took 12–21 ms a frame; scale_factor 1.25–1.3 takes 6–15 ms but found 47%
-# instead of 58% of FER2013 faces pasted into frames.
+# frame, and a frame must take milliseconds, so search a 320-px copy at coarser scale steps.
+# benchmarks/detector_study.py weighs the alternatives on an idle 2-core machine: this finds 45.7% of
+# FER2013 faces pasted into frames at 64–256 px in 12.4 ms a frame; scale_factor 1.25 takes 8.2 ms
+# but finds 37.0%, and a 256-px copy 9.6 ms for 39.3%. No setting is both faster and as good.
 FRAME_SETTINGS = DetectorSettings(max_side=320, min_face=64, scale_factor=1.2, min_neighbors=5)
 
 
