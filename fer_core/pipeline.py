@@ -14,24 +14,16 @@ import numpy as np
 
 from .crop import FACE_MARGIN, card_margin, crop_faces
 from .detect import Box, FaceDetector, shared_detector, to_gray
-from .recognizer import EmotionRecognizer
+from .recognizer import EmotionRecognizer, TopLabel
 
 
 @dataclass(frozen=True)
-class FaceResult:
+class FaceResult(TopLabel):
     """One face of an image: its number, box ``(x, y, w, h)`` in image pixels and probabilities."""
 
     index: int
     box: Box
     probabilities: dict[str, float]
-
-    @property
-    def label(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
-
-    @property
-    def confidence(self) -> float:
-        return self.probabilities[self.label]
 
     def to_dict(self) -> dict:
         """JSON-ready form: ``{"index", "box", "label", "confidence", "probabilities"}``."""

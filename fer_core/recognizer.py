@@ -27,9 +27,8 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One face's result: probabilities per label (in scheme order) and the top label."""
+class TopLabel:
+    """``label``, ``confidence`` and ``top_k`` of a result holding ``probabilities`` per label."""
 
     probabilities: dict[str, float]
 
@@ -43,6 +42,13 @@ class Prediction:
 
     def top_k(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+
+@dataclass(frozen=True)
+class Prediction(TopLabel):
+    """One face's result: probabilities per label (in scheme order) and the top label."""
+
+    probabilities: dict[str, float]
 
 
 class EmotionRecognizer:
