@@ -37,3 +37,20 @@ def test_validation_sample_is_classified_far_above_chance(shipped_recognizer, fe
     probs = shipped_recognizer.predict_proba(data.images[picks][keep])
     accuracy = float(np.mean(probs.argmax(axis=1) == y[keep]))
     assert accuracy > 0.5, accuracy  # chance is about 0.25 (always "happy"); published models reach ~0.65
+
+
+def test_temperature_fitted_on_half_the_validation_faces_calibrates_the_other_half(shipped_recognizer, fer_dir):
+    from fer_core.calibration import fit_temperature
+    from fer_core.evaluate import expected_calibration_error
+    from fer_core.recognizer import apply_temperature
+
+    data = load_dataset(fer_dir / "validation", skip_bad_rows=True).data
+    y = shipped_recognizer.scheme.map_fer(data.labels)
+    raw = shipped_recognizer.raw_probabilities(data.images[y >= 0], tta=True)
+    y = y[y >= 0]
+    order = np.random.default_rng(0).permutation(len(y))
+    fit, held = order[: len(y) // 2], order[len(y) // 2 :]
+    temperature = fit_temperature(raw[fit], y[fit])
+    before = expected_calibration_error(raw[held], y[held])
+    after = expected_calibration_error(apply_temperature(raw[held], temperature), y[held])
+    assert after < before, (temperature, before, after)
