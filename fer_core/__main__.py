@@ -202,13 +202,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .crop import face_crop_card
     from .publish import publish
 
-    dest = publish(args.run, args.data, args.name, face_crop=face_crop_card())
+    dest = publish(args.run, args.data, args.name, face_crop=face_crop_card(), blur_candidates=tuple(args.input_blur))
     print(f"published {dest} with its card, history and evaluation")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
+    from .publish import BLUR_CANDIDATES
 
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="training run folder (holds best.keras, history.csv)")
     p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
     p.add_argument("--name", required=True, help="model name in models/")
+    p.add_argument("--input-blur", type=float, nargs="+", default=list(BLUR_CANDIDATES), metavar="SIGMA",
+                   help="input-blur sigmas to try on the validation faces (0 = none; the best is kept; "
+                        f"default: {' '.join(f'{v:g}' for v in BLUR_CANDIDATES)})")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("predict", help="find the faces in images and classify their emotions")

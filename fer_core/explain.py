@@ -9,15 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from .data import FACE_SIZE
+from .models import INPUT_BLUR
 
 
 def spatial_layer_names(model) -> list[str]:
-    """Layers with a spatial (batch, height, width, channels) output, input order; Rescaling left out."""
+    """Layers with a spatial (batch, height, width, channels) output, input order; the input and its
+    preprocessing (input blur, rescaling) left out."""
     names = []
     for layer in model.layers:
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
-        if shape is not None and len(shape) == 4 and layer.__class__.__name__ not in ("InputLayer", "Rescaling"):
+        preprocessing = layer.name == INPUT_BLUR or layer.__class__.__name__ in ("InputLayer", "Rescaling")
+        if shape is not None and len(shape) == 4 and not preprocessing:
             names.append(layer.name)
     return names
 

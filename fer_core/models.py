@@ -103,3 +103,49 @@ def build_model(arch: str, n_classes: int) -> "keras.Model":
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](n_classes)
+
+
+INPUT_BLUR = "input_blur"
+
+
+def gaussian_kernel_3x3(sigma: float) -> "np.ndarray":
+    """A normalised 3×3 Gaussian kernel (float32); ``sigma`` 0 gives the identity."""
+    import numpy as np
+
+    if sigma <= 0:
+        kernel = np.zeros((3, 3), np.float32)
+        kernel[1, 1] = 1.0
+        return kernel
+    side = np.exp(-np.arange(-1, 2) ** 2 / (2 * sigma**2))
+    kernel = np.outer(side, side)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def with_input_blur(model: "keras.Model", sigma: float) -> "keras.Model":
+    """A copy of ``model`` with a fixed 3×3 Gaussian blur of its input face in front.
+
+    Why: every training face goes through the augmentation's rotation, zoom and shift, three
+    bilinear resamplings that soften it, while faces at inference are sharp. Blurring them a little
+    brings them back to what the net learned on (measured on the validation split by ``publish``,
+    which picks ``sigma``). The blur is a standard ``DepthwiseConv2D`` inside the model file, so every
+    path that loads the model (recognizer, evaluation, Grad-CAM) sees it; ``padding="same"`` pads
+    with zeros, which darkens only the 1-px border a little.
+    Only for chain models (each layer feeding the next), which all of :data:`ARCHITECTURES` are.
+    """
+    import keras
+    from keras import layers
+
+    if any(layer.name == INPUT_BLUR for layer in model.layers):
+        raise ValueError(f"model {model.name} already has an input blur")
+    if not all(layer.input is previous.output for previous, layer in zip(model.layers[:-1], model.layers[1:])):
+        raise ValueError(f"model {model.name} is not a chain of layers; cannot put a blur in front")
+    blur = layers.DepthwiseConv2D(3, padding="same", use_bias=False, trainable=False, dtype="float32",
+                                  name=INPUT_BLUR)
+    inputs = keras.Input(model.inputs[0].shape[1:], name=model.layers[0].name)
+    x = blur(inputs)
+    blur.set_weights([gaussian_kernel_3x3(sigma)[:, :, None, None]])
+    for layer in model.layers[1:]:
+        copy = layer.__class__.from_config(layer.get_config())  # a copy: layers in one graph only
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    return keras.Model(inputs, x, name=model.name)

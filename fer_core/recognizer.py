@@ -10,11 +10,15 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .card import card_scheme, default_model_path, read_card
 from .data import FACE_SIZE
+
+if TYPE_CHECKING:
+    import keras
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -54,7 +58,10 @@ class Prediction(TopLabel):
 class EmotionRecognizer:
     """Loads a ``.keras`` model (``safe_mode=True``) and its card; safe to share between threads."""
 
-    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 256):
+    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 256,
+                 model: "keras.Model | None" = None):
+        """``model`` replaces the network in ``model_path`` (whose card still applies): publishing
+        uses it to compare variants of a model before saving one."""
         import keras
 
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -64,7 +71,7 @@ class EmotionRecognizer:
         self.scheme = card_scheme(self.card)
         self.labels: tuple[str, ...] = self.scheme.labels
         self.temperature = float(self.card.get("temperature", 1.0))
-        self.model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        self.model = model or keras.models.load_model(self.model_path, compile=False, safe_mode=True)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._forward = self._compile_forward()

@@ -18,7 +18,7 @@ from fer_core.explain import (
     grad_cam,
     overlay_heatmap,
 )
-from fer_core.models import ARCHITECTURES, build_model
+from fer_core.models import ARCHITECTURES, build_model, with_input_blur
 from fer_core.ui import SAMPLE_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,15 @@ def test_grad_cam_and_feature_maps_work_for_every_architecture(arch, sample_face
     assert last.shape[0] < 48
     grid = feature_map_grid(first, columns=4, max_maps=8, cell=10, gap=1)
     assert grid.shape == (2 * 11 - 1, 4 * 11 - 1)
+
+
+def test_the_input_blur_is_preprocessing_not_a_layer_to_explain(sample_faces):
+    model = build_model("tiny", 7)
+    blurred = with_input_blur(model, 0.6)
+    assert conv_layer_names(blurred) == conv_layer_names(model)
+    assert default_cam_layer(blurred) == default_cam_layer(model)
+    heatmap, _ = grad_cam(blurred, sample_faces.images[0])
+    assert heatmap.shape == (48, 48)
 
 
 def test_grad_cam_on_real_faces_with_the_shipped_model(sample_faces):

@@ -15,6 +15,7 @@ from fer_core.calibration import fit_temperature
 from fer_core.data import load_folder, write_csv
 from fer_core.evaluate import evaluate_faces, expected_calibration_error
 from fer_core.labels import FER_LABELS
+from fer_core.models import INPUT_BLUR, build_model, gaussian_kernel_3x3, with_input_blur
 from fer_core.publish import eval_path, history_path, publish
 from fer_core.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.train import TrainConfig, read_history, train
@@ -134,6 +135,29 @@ def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp
     assert history_path(dest).read_text().startswith("epoch,")
     recognizer = EmotionRecognizer(dest)
     assert recognizer.temperature == card["temperature"]
+    blur = card["input_blur"]
+    assert set(blur["validation_accuracy_by_sigma"]) == {"0", "0.4", "0.5", "0.6", "0.7", "0.8"}
+    assert max(blur["validation_accuracy_by_sigma"].values()) == validation["accuracy"]
+    assert (INPUT_BLUR in [layer.name for layer in recognizer.model.layers]) == (blur["sigma"] > 0)
+
+
+def test_input_blur_is_a_fixed_gaussian_in_front_of_the_model(tmp_path):
+    import cv2
+
+    model = build_model("tiny", 7)
+    blurred = with_input_blur(model, 0.6)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
+    by_hand = np.stack([cv2.filter2D(f[..., 0], -1, gaussian_kernel_3x3(0.6), borderType=cv2.BORDER_CONSTANT)
+                        for f in faces])[..., None]
+    np.testing.assert_allclose(blurred(faces).numpy(), model(by_hand).numpy(), atol=1e-5)
+    assert gaussian_kernel_3x3(0.6).sum() == pytest.approx(1.0)
+    assert gaussian_kernel_3x3(0.6)[1, 1] > gaussian_kernel_3x3(0.6)[0, 1] > gaussian_kernel_3x3(0.6)[0, 0] > 0
+    blurred.save(tmp_path / "blurred.keras")
+    reloaded = keras.models.load_model(tmp_path / "blurred.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(faces).numpy(), blurred(faces).numpy(), atol=1e-6)
+    assert reloaded.get_layer(INPUT_BLUR).trainable is False
+    with pytest.raises(ValueError, match="already has an input blur"):
+        with_input_blur(blurred, 0.5)
 
 
 def test_temperature_fitting_lowers_ece():
