@@ -11,14 +11,27 @@ def negative_log_likelihood(probs: np.ndarray, y_true: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0)).mean())
 
 
-def fit_temperature(probs: np.ndarray, y_true: np.ndarray, low: float = 0.2, high: float = 5.0) -> float:
-    """The T minimising the negative log-likelihood of ``softmax(log p / T)`` on labelled faces.
+def fit_temperature(probs: np.ndarray, y_true: np.ndarray, objective: str = "nll",
+                    low: float = 0.2, high: float = 5.0) -> float:
+    """The T that best calibrates ``softmax(log p / T)`` on labelled faces.
 
-    A coarse log-spaced grid then a finer one around its best point: the NLL is smooth and unimodal
-    in T, and this needs no optimiser dependency.
+    ``objective="nll"`` minimises the negative log-likelihood: smooth and unimodal in T, so a coarse
+    log-spaced grid then a finer one around its best point find it (no optimiser dependency).
+    ``objective="ece"`` minimises the expected calibration error (15 bins) over a grid of step 0.01:
+    what the app reports as its trust figure. On the shipped model's validation faces the NLL is flat
+    near its optimum while the ECE is not, and a T fitted on the ECE of one half of the faces also
+    gave the lower ECE on the other half (mean of 10 splits: 3.5% against 4.0% for NLL).
     """
     if len(y_true) == 0:
         raise ValueError("cannot fit a temperature on no faces")
+    if objective == "ece":
+        from .evaluate import expected_calibration_error
+
+        grid = np.round(np.arange(low, high + 1e-9, 0.01), 2)
+        errors = [expected_calibration_error(apply_temperature(probs, t), y_true) for t in grid]
+        return float(grid[int(np.argmin(errors))])
+    if objective != "nll":
+        raise ValueError(f"unknown calibration objective {objective!r}; use 'nll' or 'ece'")
     grid = np.geomspace(low, high, 60)
     for _ in range(2):
         losses = [negative_log_likelihood(apply_temperature(probs, t), y_true) for t in grid]

@@ -30,6 +30,8 @@ from .train import BEST_MODEL, HISTORY, TRAINING_JSON, read_history
 
 # Input-blur sigmas tried by ``publish`` (0 = none); see :func:`fer_core.models.with_input_blur`.
 BLUR_CANDIDATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
+# The temperature minimises the validation ECE (see :func:`fer_core.calibration.fit_temperature`).
+CALIBRATION_OBJECTIVE = "ece"
 
 
 def history_path(model_path: str | os.PathLike) -> Path:
@@ -143,7 +145,7 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
     recognizer = EmotionRecognizer(dest)
     raw_tta = recognizer.raw_probabilities(faces, tta=True)
     raw_plain = recognizer.raw_probabilities(faces, tta=False)
-    temperature = fit_temperature(raw_tta, y)
+    temperature = fit_temperature(raw_tta, y, objective=CALIBRATION_OBJECTIVE)
     calibrated = apply_temperature(raw_tta, temperature)
 
     figures = summarise_predictions(calibrated, y, scheme.labels)
@@ -155,6 +157,7 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
         "no_tta": figures_no_tta,
         "calibration": {
             "temperature": temperature,
+            "objective": CALIBRATION_OBJECTIVE,
             "ece_before": expected_calibration_error(raw_tta, y),
             "ece_after": figures["ece"],
             "reliability_before": reliability_bins(raw_tta, y),

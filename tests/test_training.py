@@ -160,14 +160,15 @@ def test_input_blur_is_a_fixed_gaussian_in_front_of_the_model(tmp_path):
         with_input_blur(blurred, 0.5)
 
 
-def test_temperature_fitting_lowers_ece():
+@pytest.mark.parametrize("objective", ["nll", "ece"])
+def test_temperature_fitting_lowers_ece(objective):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 7, 4000)
     logits = rng.normal(size=(4000, 7))
     logits[np.arange(4000), y] += 1.0
     overconfident = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)
     fit, held_out = slice(0, 2000), slice(2000, None)
-    t = fit_temperature(overconfident[fit], y[fit])
+    t = fit_temperature(overconfident[fit], y[fit], objective)
     assert t > 1.5
     before = expected_calibration_error(overconfident[held_out], y[held_out])
     after = expected_calibration_error(apply_temperature(overconfident[held_out], t), y[held_out])
