@@ -6,10 +6,10 @@ validation faces into larger pictures and ran the detector on them: OpenCV's fro
 lands almost exactly on FER2013's frame (median box/frame size 0.95–1.00, offset ≤ 0.02 of the
 side; the frame overlap is best, IoU 0.80, at margins 0 to 0.025 and falls off either way, 0.69 at
 0.1). That fits how the dataset was made, with OpenCV face detection, so the box is used as it is.
-Accuracy agrees within its noise (1,086 detected faces): with the shipped vgg_compact_fer7 the
-pipeline scored 59.4% at margin 0 against 57.6% for the same faces classified directly, 58.7% at
-0.025, 57.2% at 0.1 and 50.5% at 0.2; −0.05 scored 61.1%, but tied with 0 on a 62% checkpoint and
-lost to it on the largest (sharpest) faces, so the exact frame stays the choice.
+Accuracy agrees: with the vgg_compact_fer7 retrained in session 2 (``--per-class 30``, 598 faces
+detected out of 840) the pipeline scores 62.0% at margin 0 against 63.0% for the same faces classified
+directly, 61.5% at −0.05, 59.0% at 0.025, 56.4% at 0.1 and 44.8% at 0.2, so the exact frame is the
+best choice on both counts.
 """
 
 from __future__ import annotations
