@@ -15,8 +15,12 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import cv2
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # the default frontal-face cascade's window, in pixels

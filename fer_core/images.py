@@ -12,8 +12,12 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_PIXELS = 50_000_000  # about 8200 × 6100: larger pictures are refused before they are decoded
 MAX_BYTES = 100 * 1024 * 1024

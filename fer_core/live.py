@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from .detect import FRAME_SETTINGS, Box, FaceDetector, shared_detector, to_gray
 from .draw import annotate
 from .pipeline import FaceResult, analyze_image, classify_boxes
 from .recognizer import EmotionRecognizer
+
+if TYPE_CHECKING:
+    import pandas
 
 LOGGER = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
 
 INPUT_SHAPE = (48, 48, 1)
 # Keras' default BatchNorm momentum (0.99) lets the moving statistics keep their initial values

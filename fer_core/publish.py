@@ -21,12 +21,16 @@ import numpy as np
 from .calibration import fit_temperature
 from .card import MODELS_DIR, write_card
 from .data import FaceData, load_dataset
-from .evaluate import expected_calibration_error, misclassified_faces, reliability_bins, summarise_predictions
+from .evaluate import (
+    expected_calibration_error,
+    misclassified_faces,
+    reliability_bins,
+    summarise_predictions,
+)
 from .labels import LabelScheme
 from .models import with_input_blur
 from .recognizer import EmotionRecognizer, apply_temperature
 from .train import BEST_MODEL, HISTORY, TRAINING_JSON, read_history
-
 
 # Input-blur sigmas tried by ``publish`` (0 = none); see :func:`fer_core.models.with_input_blur`.
 BLUR_CANDIDATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)

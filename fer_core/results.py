@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .pipeline import FaceResult
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def face_record(result: FaceResult) -> dict:

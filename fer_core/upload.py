@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from .pipeline import FaceResult, analyze_image, classify_whole_image
 from .recognizer import EmotionRecognizer
 from .results import results_csv, results_frame, results_json
 from .video import ProgressCallback, VideoAnalysis, analyze_video
+
+if TYPE_CHECKING:
+    import pandas
 
 PREVIEW_SIDE = 1600
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .detect import FaceDetector
 from .draw import annotate
 from .pipeline import FaceResult, analyze_image
 from .recognizer import EmotionRecognizer
+
+if TYPE_CHECKING:
+    import pandas
 
 ProgressCallback = Callable[[int, int], None]  # (frames read, frames expected; 0 when unknown)
 OUTPUT_CODECS = ("libx264", "mpeg4")  # H.264 plays in browsers; MPEG-4 Part 2 is the fallback
