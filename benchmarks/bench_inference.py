@@ -91,23 +91,30 @@ def bench_frame(recognizer: EmotionRecognizer, repeats: int) -> None:
         print(f"  {'total, tta ' + str(tta):<26} {ms:6.2f} ms  (target <= 20 ms)")
 
 
-def sweep_detector(repeats: int) -> None:
-    """Time the detector over a grid of settings on the same frame, interleaved so that a change in
-    the machine's load affects every setting alike."""
+def detector_frame_ms(detectors: list[FaceDetector], repeats: int) -> list[float]:
+    """Median ms of each detector on the webcam frame, timed in turn so that a change in the
+    machine's load affects every detector alike."""
     frame = to_gray(webcam_frame())
-    grid = [DetectorSettings(max_side=side, min_face=min_face, scale_factor=sf, min_neighbors=5)
-            for side, sf, min_face in itertools.product((240, 320, 400, 640), (1.1, 1.15, 1.2, 1.3), (48, 64, 80))]
-    detectors = [FaceDetector(s) for s in grid]
-    times: list[list[float]] = [[] for _ in grid]
+    times: list[list[float]] = [[] for _ in detectors]
     for _ in range(repeats):
         for i, detector in enumerate(detectors):
             start = time.perf_counter()
             detector.detect(frame)
             times[i].append(time.perf_counter() - start)
+    return [float(np.median(t) * 1000) for t in times]
+
+
+def sweep_detector(repeats: int) -> None:
+    """Time the detector over a grid of settings on the same frame."""
+    frame = to_gray(webcam_frame())
+    grid = [DetectorSettings(max_side=side, min_face=min_face, scale_factor=sf, min_neighbors=5)
+            for side, sf, min_face in itertools.product((240, 320, 400, 640), (1.1, 1.15, 1.2, 1.3), (48, 64, 80))]
+    detectors = [FaceDetector(s) for s in grid]
+    ms = detector_frame_ms(detectors, repeats)
     print("detector sweep on the 640x480 frame (median ms, faces found):")
-    for settings, detector, t in zip(grid, detectors, times):
+    for settings, detector, t in zip(grid, detectors, ms):
         print(f"  max_side {settings.max_side:>3}  scale_factor {settings.scale_factor:<4}  min_face {settings.min_face:>2}"
-              f"  {np.median(t) * 1000:6.2f} ms  {len(detector.detect(frame))} face(s)")
+              f"  {t:6.2f} ms  {len(detector.detect(frame))} face(s)")
 
 
 def main(argv: list[str] | None = None) -> int:

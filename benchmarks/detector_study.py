@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inference import webcam_frame  # noqa: E402
+from bench_inference import detector_frame_ms  # noqa: E402
 from crop_study import FACE_SIDES, background, iou, paste  # noqa: E402
 
 from fer_core.card import PROJECT_ROOT  # noqa: E402
 from fer_core.data import load_dataset  # noqa: E402
-from fer_core.detect import FRAME_SETTINGS, DetectorSettings, FaceDetector, to_gray  # noqa: E402
+from fer_core.detect import FRAME_SETTINGS, DetectorSettings, FaceDetector  # noqa: E402
 
 CANDIDATES = [
     FRAME_SETTINGS,
@@ -58,17 +57,6 @@ def recall(detector: FaceDetector, faces: np.ndarray, seed: int) -> dict[int, fl
     return found
 
 
-def frame_times(detectors: list[FaceDetector], repeats: int) -> list[float]:
-    frame = to_gray(webcam_frame())
-    times: list[list[float]] = [[] for _ in detectors]
-    for _ in range(repeats):
-        for i, detector in enumerate(detectors):
-            start = time.perf_counter()
-            detector.detect(frame)
-            times[i].append(time.perf_counter() - start)
-    return [float(np.median(t) * 1000) for t in times]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
@@ -81,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     detectors = [FaceDetector(s) for s in CANDIDATES]
     print(f"{len(faces)} validation faces per size, cpus {os.cpu_count()}, "
           f"load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    ms = frame_times(detectors, args.repeats)
+    ms = detector_frame_ms(detectors, args.repeats)
     header = "".join(f"{side:>7}px" for side in FACE_SIDES)
     print(f"{'max_side':>8} {'scale':>5} {'min_face':>8} {'ms/frame':>9} {header} {'all':>8}")
     for settings, detector, t in zip(CANDIDATES, detectors, ms):

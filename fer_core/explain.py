@@ -38,7 +38,8 @@ def default_cam_layer(model) -> str:
     comes out all negative, hence blank, on about one face in ten (measured on the bundled sample
     with the shipped model); one convolution earlier the maps are informative on all of them.
     """
-    spatial = set(spatial_layer_names(model))
+    ordered = spatial_layer_names(model)
+    spatial = set(ordered)
     if not spatial:
         raise ValueError(f"model {model.name} has no spatial layer for Grad-CAM")
     chosen, latest_activation = None, None
@@ -48,7 +49,7 @@ def default_cam_layer(model) -> str:
             latest_activation = layer.name
         elif kind in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D") and latest_activation:
             chosen = latest_activation
-    return chosen or [n for n in spatial_layer_names(model)][-1]
+    return chosen or ordered[-1]
 
 
 def _face_tensor(face: np.ndarray):

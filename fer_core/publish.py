@@ -64,15 +64,15 @@ def choose_input_blur(dest: Path, faces: np.ndarray, y: np.ndarray,
                       candidates: tuple[float, ...] = BLUR_CANDIDATES) -> tuple[float, dict[str, float]]:
     """Validation accuracy (with TTA) of the model at ``dest`` for each input-blur sigma; the best
     sigma (the smallest among ties) and all the accuracies. See :func:`fer_core.models.with_input_blur`."""
-    recognizer = EmotionRecognizer(dest)
-    accuracy = {}
+    plain = EmotionRecognizer(dest).model
+    accuracy, models = {}, {}
     for sigma in candidates:
-        model = recognizer.model if sigma == 0 else with_input_blur(recognizer.model, sigma)
-        probs = EmotionRecognizer(dest, model=model).raw_probabilities(faces, tta=True)
+        models[sigma] = plain if sigma == 0 else with_input_blur(plain, sigma)
+        probs = EmotionRecognizer(dest, model=models[sigma]).raw_probabilities(faces, tta=True)
         accuracy[f"{sigma:g}"] = float(np.mean(probs.argmax(axis=1) == y))
     best = max(candidates, key=lambda sigma: (accuracy[f"{sigma:g}"], -sigma))
     if best:
-        save_model(with_input_blur(recognizer.model, best), dest)
+        save_model(models[best], dest)
     return best, accuracy
 
 

@@ -71,7 +71,9 @@ class EmotionRecognizer:
         self.scheme = card_scheme(self.card)
         self.labels: tuple[str, ...] = self.scheme.labels
         self.temperature = float(self.card.get("temperature", 1.0))
-        self.model = model or keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        if model is None:
+            model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        self.model = model
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._forward = self._compile_forward()
