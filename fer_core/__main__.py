@@ -42,6 +42,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         class_weights=args.class_weights,
+        augmentation=args.augmentation,
+        keep_unresampled=args.keep_unresampled,
+        erasing=args.erasing,
+        optimizer=args.optimizer,
         patience=args.patience,
         precision=args.precision,
         augment=not args.no_augment,
@@ -233,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
     p.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augmentation", default="one_pass", choices=["one_pass", "three_pass"],
+                   help="one_pass: rotation, zoom and shift in a single resampling (default); "
+                        "three_pass: the Keras layers of the first shipped model")
+    p.add_argument("--keep-unresampled", type=float, default=0.25,
+                   help="one_pass: share of faces only flipped, never resampled (default 0.25)")
+    p.add_argument("--erasing", type=float, default=0.0, help="probability of random erasing per face (e.g. 0.5)")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")

@@ -47,6 +47,12 @@ class TrainConfig:
     # (benchmarks/calibration_study.py on the first shipped model, commit 48f7ead).
     label_smoothing: float = 0.0
     class_weights: bool = False
+    # "one_pass": flip, then rotation, zoom and shift in one bilinear resampling, with a share of the
+    # faces (keep_unresampled) left on the pixel grid; "three_pass": the original three Keras layers.
+    augmentation: str = "one_pass"
+    keep_unresampled: float = 0.25
+    erasing: float = 0.0  # probability of random erasing (one rectangle of noise) per face
+    optimizer: str = "adamw"  # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
     patience: int = 15
     precision: str = "mixed_bfloat16"
     augment: bool = True
@@ -76,8 +82,10 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def augmentation_layers() -> "keras.Sequential":
-    """Flip, shift, small rotation and scale, brightness and contrast (on 0–255 faces).
+    """The "three_pass" recipe: flip, rotation, zoom, shift, brightness and contrast as Keras layers.
 
+    Rotation, zoom and shift each resample the face bilinearly, so every training face is softened
+    three times (the reason ``publish`` puts an input blur in front of models trained this way).
     The layers are pinned to float32: under the global ``mixed_bfloat16`` policy they would compute
     in bfloat16, which wrecks the images (most pixels come out black).
     """
@@ -98,18 +106,113 @@ def augmentation_layers() -> "keras.Sequential":
     )
 
 
-def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment: bool,
-                 class_weights: np.ndarray | None = None, label_smoothing_onehot: bool = True, seed: int = 1):
-    """``tf.data`` pipeline of ``(face, one-hot label[, sample weight])`` batches."""
+@dataclass(frozen=True)
+class AffineRanges:
+    """Ranges of the one-pass geometric augmentation (uniform draws)."""
+
+    rotation_degrees: float = 12.0
+    zoom: float = 0.15  # scale in [1 - zoom, 1 + zoom]
+    shift: float = 0.1  # fraction of the side, both axes
+    keep_unresampled: float = 0.25  # share of faces only flipped: exactly on the pixel grid
+
+
+def affine_transforms(batch: int, size: int, ranges: AffineRanges):
+    """Per-face projective transforms (``(batch, 8)``, output → input coordinates) for TF's
+    ``ImageProjectiveTransformV3``: rotation, zoom and shift about the centre, composed into one
+    matrix; the identity for the ``keep_unresampled`` share."""
+    import tensorflow as tf
+
+    angle = tf.random.uniform([batch], -1.0, 1.0) * np.deg2rad(ranges.rotation_degrees)
+    scale = 1.0 + tf.random.uniform([batch], -ranges.zoom, ranges.zoom)
+    shift = tf.random.uniform([batch, 2], -ranges.shift, ranges.shift) * size
+    keep = tf.random.uniform([batch]) < ranges.keep_unresampled
+    # Inverse map: input = R(-angle) / scale · (output - centre - shift) + centre.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    c = (size - 1) / 2.0
+    ox, oy = c + shift[:, 0], c + shift[:, 1]
+    a0, a1 = cos, sin
+    b0, b1 = -sin, cos
+    a2 = c - a0 * ox - a1 * oy
+    b2 = c - b0 * ox - b1 * oy
+    zeros = tf.zeros([batch])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    identity = tf.constant([1, 0, 0, 0, 1, 0, 0, 0], tf.float32)
+    return tf.where(keep[:, None], identity[None, :], transforms)
+
+
+def random_erasing(images, probability: float, area=(0.02, 0.2), aspect=(0.3, 3.3)):
+    """Random erasing (Zhong et al. 2017): with ``probability`` one rectangle of a face becomes
+    uniform noise, so the net cannot rely on any single part of the face."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    batch, h, w = shape[0], shape[1], shape[2]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    target = tf.random.uniform([batch], *area) * hf * wf
+    log_ratio = tf.random.uniform([batch], np.log(aspect[0]), np.log(aspect[1]))
+    ratio = tf.exp(log_ratio)
+    eh = tf.minimum(tf.sqrt(target * ratio), hf)
+    ew = tf.minimum(tf.sqrt(target / ratio), wf)
+    y0 = tf.random.uniform([batch]) * (hf - eh)
+    x0 = tf.random.uniform([batch]) * (wf - ew)
+    rows = tf.range(hf)[None, :, None]
+    cols = tf.range(wf)[None, None, :]
+    inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
+              & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
+    chosen = tf.random.uniform([batch]) < probability
+    mask = (inside & chosen[:, None, None])[..., None]
+    noise = tf.random.uniform(tf.shape(images), 0.0, 255.0)
+    return tf.where(mask, noise, images)
+
+
+def one_pass_augment(images, ranges: AffineRanges = AffineRanges(), erasing: float = 0.0):
+    """Flip, one resampling for rotation + zoom + shift, brightness/contrast, optional erasing.
+
+    Why one pass: the "three_pass" layers resample each face three times, and the net learns on
+    softened faces while it is shown sharp ones at inference. Here each face is resampled at most
+    once, and ``keep_unresampled`` of them not at all, so sharp faces are part of training.
+    """
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    batch, size = tf.shape(images)[0], images.shape[1]
+    flip = tf.random.uniform([batch]) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=affine_transforms(batch, size, ranges),
+        output_shape=tf.shape(images)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    brightness = tf.random.uniform([batch, 1, 1, 1], -0.2, 0.2) * 255.0
+    contrast = tf.random.uniform([batch, 1, 1, 1], 0.7, 1.3)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = tf.clip_by_value((images - mean) * contrast + mean + brightness, 0.0, 255.0)
+    if erasing > 0:
+        images = random_erasing(images, erasing)
+    return images
+
+
+def augmenter(config: "TrainConfig"):
+    """The batch augmentation function of a run's recipe."""
+    if config.augmentation == "three_pass":
+        layers = augmentation_layers()
+        return lambda images: layers(images, training=True)
+    if config.augmentation == "one_pass":
+        ranges = AffineRanges(keep_unresampled=config.keep_unresampled)
+        return lambda images: one_pass_augment(images, ranges, config.erasing)
+    raise ValueError(f"unknown augmentation {config.augmentation!r}; choose one_pass or three_pass")
+
+
+def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment=None,
+                 class_weights: np.ndarray | None = None, seed: int = 1):
+    """``tf.data`` pipeline of ``(face, one-hot label[, sample weight])`` batches; ``augment`` is a
+    batch function (see :func:`augmenter`) applied to training batches."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training and augment:
-        aug = augmentation_layers()
-        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        ds = ds.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
     weights = None if class_weights is None else tf.constant(class_weights)
 
     def to_targets(a, b):
@@ -190,6 +293,17 @@ def start_fresh(out: str | os.PathLike) -> None:
     shutil.rmtree(out / "backup", ignore_errors=True)
 
 
+def make_optimizer(config: TrainConfig, schedule):
+    """AdamW (default), or SGD with Nesterov momentum 0.9 as in the published FER2013 VGG recipes."""
+    import keras
+
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
+
+
 def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None) -> Path:
     """Run, or resume, a training run; returns the path of the best model.
 
@@ -216,9 +330,10 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
         raise ValueError(f"{config.data}: need Training and PublicTest (validation) faces; "
                          f"found {len(x_train)} and {len(x_val)}")
     weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
-    train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, config.augment, weights,
+    augment = augmenter(config) if config.augment else None
+    train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, augment, weights,
                             seed=config.seed)
-    val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False, False)
+    val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False)
 
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     with distribution_strategy().scope():
@@ -232,7 +347,7 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
             warmup_steps=warmup,
         )
         model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+            optimizer=make_optimizer(config, schedule),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )

@@ -175,15 +175,17 @@ def test_temperature_fitting_lowers_ece(objective):
     assert after < before / 2
 
 
-def test_augmentation_keeps_faces_intact_under_bf16(small_tree):
+@pytest.mark.parametrize("recipe", ["three_pass", "one_pass"])
+def test_augmentation_keeps_faces_intact_under_bf16(small_tree, recipe):
     """Regression: under the mixed_bfloat16 policy the augmentation once turned most pixels black."""
     from fer_core.labels import FER7
-    from fer_core.train import make_dataset, scheme_arrays
+    from fer_core.train import augmenter, make_dataset, scheme_arrays
 
     x, y = scheme_arrays(load_folder(small_tree).data.split("Training"), FER7)
+    config = TrainConfig(data="", out="", augmentation=recipe, erasing=0.5)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        batch, target = next(iter(make_dataset(x, y, 7, 84, training=True, augment=True)))
+        batch, target = next(iter(make_dataset(x, y, 7, 84, training=True, augment=augmenter(config))))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     batch = np.asarray(batch)
@@ -192,3 +194,61 @@ def test_augmentation_keeps_faces_intact_under_bf16(small_tree):
     assert (batch < 1).mean() < 0.2
     assert not np.array_equal(np.sort(batch.ravel()), np.sort(x.ravel()))  # something was augmented
     np.testing.assert_array_equal(np.asarray(target).sum(0), np.bincount(y, minlength=7))
+
+
+def test_one_pass_affine_leaves_kept_faces_on_the_pixel_grid():
+    """Faces drawn as "unresampled" come out exactly as they went in (or mirrored): no blur at all."""
+    from fer_core.train import AffineRanges, one_pass_augment
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(one_pass_augment(x, AffineRanges(keep_unresampled=1.0)))
+    # Brightness and contrast are affine in the pixel values: undo them by least squares per face.
+    for face, aug in zip(x, out):
+        candidates = [face, face[:, ::-1]]
+        errors = []
+        for c in candidates:
+            unclipped = (aug.ravel() > 0) & (aug.ravel() < 255)
+            a = np.stack([c.ravel(), np.ones(c.size)], 1)[unclipped]
+            coef, *_ = np.linalg.lstsq(a, aug.ravel()[unclipped], rcond=None)
+            errors.append(np.abs(a @ coef - aug.ravel()[unclipped]).max())
+        assert min(errors) < 1e-2
+
+
+def test_one_pass_affine_moves_the_other_faces_once():
+    """With no face kept, a pure shift of the centre dot moves it; rotation/zoom keep it near the centre."""
+    import tensorflow as tf
+
+    from fer_core.train import AffineRanges, affine_transforms
+
+    tf.random.set_seed(3)
+    t = affine_transforms(256, 48, AffineRanges(rotation_degrees=0, zoom=0, shift=0.1, keep_unresampled=0.0)).numpy()
+    np.testing.assert_allclose(t[:, [0, 1, 3, 4]], np.tile([1, 0, 0, 1], (256, 1)), atol=1e-6)
+    assert np.abs(t[:, [2, 5]]).max() <= 4.8 + 1e-4 and np.abs(t[:, [2, 5]]).mean() > 1
+    kept = affine_transforms(256, 48, AffineRanges(keep_unresampled=0.25)).numpy()
+    identity = np.all(kept == [1, 0, 0, 0, 1, 0, 0, 0], axis=1)
+    assert 0.1 < identity.mean() < 0.4
+
+
+def test_random_erasing_replaces_one_rectangle():
+    from fer_core.train import random_erasing
+
+    x = np.full((200, 48, 48, 1), 128.0, np.float32)
+    out = np.asarray(random_erasing(x, probability=0.5))
+    changed = (out != 128.0).reshape(200, -1)
+    erased = changed.any(1)
+    assert 0.3 < erased.mean() < 0.7
+    for face in (out != 128.0)[erased][..., 0]:
+        rows, cols = np.flatnonzero(face.any(1)), np.flatnonzero(face.any(0))
+        box = face[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        assert box.mean() > 0.95  # one filled rectangle (noise can equal 128 by chance, rarely)
+        assert box.size <= 0.2 * 48 * 48 + 2 * 48 + 1
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
+    config = _config(small_tree, tmp_path / "run", epochs=1)
+    config.optimizer, config.erasing = optimizer, 0.5
+    train(config, verbose=0)
+    info = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert info["config"]["optimizer"] == optimizer and info["config"]["augmentation"] == "one_pass"
