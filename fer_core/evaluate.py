@@ -131,3 +131,14 @@ def report_text(result: dict) -> str:
     for label, row in zip(labels, result["confusion_matrix"]):
         out.write(f"{label:<12}" + "".join(f"{n:>{width}}" for n in row) + "\n")
     return out.getvalue()
+
+
+def choose_threshold(positive: np.ndarray, y_true: np.ndarray, grid: np.ndarray | None = None) -> dict:
+    """The decision threshold on the positive-class probability with the best accuracy on ``y_true``
+    (1 = positive); among ties the one closest to 0.5. Returns it with its accuracy and 0.5's."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2) if grid is None else np.asarray(grid)
+    positive, y_true = np.asarray(positive), np.asarray(y_true)
+    accuracy = np.array([np.mean((positive >= t) == (y_true == 1)) for t in grid])
+    best = grid[np.lexsort((np.abs(grid - 0.5), -accuracy))[0]]
+    return {"threshold": float(best), "accuracy": float(accuracy.max()),
+            "accuracy_at_0.5": float(np.mean((positive >= 0.5) == (y_true == 1))), "n": int(len(y_true))}

@@ -108,3 +108,30 @@ def get_scheme(spec: str) -> LabelScheme:
     raise ValueError(
         f"unknown label scheme {spec!r}; use one of {', '.join(NAMED_SCHEMES)} or subset:a,b,c"
     )
+
+
+def projection_matrix(source: LabelScheme, target: LabelScheme) -> np.ndarray:
+    """``(source classes, target classes)`` 0/1 matrix: probabilities ``p @ M`` are the target
+    scheme's, each target class the sum of the source classes whose FER labels map onto it.
+
+    Raises ``ValueError`` when a source class holds FER labels that the target scheme splits or
+    drops partly (its probability could not be assigned), or a target class has no source.
+    """
+    matrix = np.zeros((source.n_classes, target.n_classes), np.float32)
+    for fer_label, (src, dst) in enumerate(zip(source.fer_to_class, target.fer_to_class)):
+        if src < 0:
+            continue
+        if dst < 0:
+            raise ValueError(f"{target.name} has no class for {FER_LABELS[fer_label]}, which {source.name} predicts")
+        if matrix[src].any() and not matrix[src, dst]:
+            raise ValueError(f"{target.name} splits {source.name}'s class {source.labels[src]}")
+        matrix[src, dst] = 1.0
+    missing = [target.labels[j] for j in range(target.n_classes) if not matrix[:, j].any()]
+    if missing:
+        raise ValueError(f"{source.name} predicts nothing that maps onto {', '.join(missing)}")
+    return matrix
+
+
+def project_probabilities(probs: np.ndarray, source: LabelScheme, target: LabelScheme) -> np.ndarray:
+    """A model's probabilities in ``source`` order, summed into ``target``'s classes."""
+    return np.asarray(probs, np.float32) @ projection_matrix(source, target)

@@ -150,3 +150,27 @@ def with_input_blur(model: "keras.Model", sigma: float) -> "keras.Model":
         x = copy(x)
         copy.set_weights(layer.get_weights())
     return keras.Model(inputs, x, name=model.name)
+
+
+def build_ensemble(members: list["keras.Model"], name: str = "ensemble") -> "keras.Model":
+    """One model whose output is the mean of its members' probabilities.
+
+    The members (each with its own input blur and rescaling inside) become sub-models of a single
+    functional model, so the ensemble is one ``.keras`` file that every code path loads and calls
+    like any other model. Members must share the input shape and the classes.
+    """
+    import keras
+    from keras import layers
+
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    signatures = {(tuple(m.inputs[0].shape[1:]), m.outputs[0].shape[-1]) for m in members}
+    if len(signatures) != 1:
+        raise ValueError(f"ensemble members differ in input shape or classes: {sorted(signatures)}")
+    inputs = keras.Input(members[0].inputs[0].shape[1:], name="face")
+    outputs = []
+    for i, member in enumerate(members):
+        wrapped = keras.Model(member.inputs[0], member.outputs[0], name=f"member_{i}_{member.name}")
+        outputs.append(wrapped(inputs))
+    mean = layers.Average(dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, mean, name=name)

@@ -22,13 +22,14 @@ from .calibration import fit_temperature
 from .card import MODELS_DIR, write_card
 from .data import FaceData, load_dataset
 from .evaluate import (
+    choose_threshold,
     expected_calibration_error,
     misclassified_faces,
     reliability_bins,
     summarise_predictions,
 )
-from .labels import LabelScheme
-from .models import with_input_blur
+from .labels import SMILE, LabelScheme, project_probabilities
+from .models import build_ensemble, with_input_blur
 from .recognizer import EmotionRecognizer, apply_temperature
 from .train import BEST_MODEL, HISTORY, TRAINING_JSON, read_history
 
@@ -138,7 +139,66 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
     shutil.copyfile(run_dir / HISTORY, history_path(dest))
     training = training_summary(run_dir)
     scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
-    card = {"name": name, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
+    about = {"architecture": training["architecture"], "training": training,
+             "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}"}
+    return measure_and_write_card(dest, data, scheme, about, face_crop, blur_candidates)
+
+
+def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathLike, name: str,
+                     models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None) -> Path:
+    """Average published models (each with its own input blur) into one ``models_dir/NAME.keras``,
+    then calibrate and measure it on the validation split like any published model."""
+    models_dir = Path(models_dir)
+    members = [EmotionRecognizer(path) for path in member_paths]
+    schemes = {m.model_scheme for m in members}
+    if len(schemes) != 1:
+        raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
+    dest = models_dir / f"{name}.keras"
+    save_model(build_ensemble([m.model for m in members], name=name), dest)
+    history_path(dest).unlink(missing_ok=True)  # an ensemble has no curves of its own: its members do
+    about = {
+        "architecture": "ensemble",
+        "members": [member_summary(m.model_path) for m in members],
+        "training": {"command": None, "members": "each member's card gives its training command",
+                     "parameters": None},
+        "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
+                      f"--name {name}",
+    }
+    return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
+
+
+def member_summary(model_path: Path) -> dict:
+    """What an ensemble's card says of a member: its file, card metrics and training command."""
+    from .card import read_card
+
+    card = read_card(model_path)
+    validation = card.get("metrics", {}).get("validation", {})
+    return {"name": card.get("name", model_path.stem), "file": model_path.name,
+            "validation_accuracy": validation.get("accuracy"),
+            "training_command": card.get("training", {}).get("command")}
+
+
+def view_figures(calibrated: np.ndarray, fer_labels: np.ndarray, scheme: LabelScheme) -> dict:
+    """Per alternative view of the model (the smile view where the scheme allows): the decision
+    threshold chosen on these faces and the accuracy it gives."""
+    views = {}
+    try:
+        positive = project_probabilities(calibrated, scheme, SMILE)[:, 1]
+    except ValueError:
+        return views
+    y = SMILE.map_fer(fer_labels)
+    views[SMILE.name] = {**choose_threshold(positive, y), "selected_on": "PublicTest",
+                         "how": "probability of happy summed from the model's classes; happy at or above "
+                                "the threshold"}
+    return views
+
+
+def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelScheme, about: dict,
+                           face_crop: dict | None, blur_candidates: tuple[float, ...]) -> Path:
+    """Choose the input blur, fit the temperature, measure the model at ``dest`` on the validation
+    (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
+    misclassified faces."""
+    card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
     write_card(dest, card)
 
     validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
@@ -174,7 +234,7 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
 
     card.update({
         "model_file": dest.name,
-        "architecture": training["architecture"],
+        "architecture": about["architecture"],
         "parameters": int(recognizer.model.count_params()),
         "size_mb": round(dest.stat().st_size / 2**20, 2),
         "labels": list(scheme.labels),
@@ -184,8 +244,8 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
                          + "rescaling to 0–1",
         "input_blur": {
             "sigma": blur_sigma,
-            "why": "the training augmentation resamples every face three times (rotation, zoom, shift), "
-                   "which softens it; a light blur makes sharp faces look like what the net learned on",
+            "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
+                   "like what the net learned on (members of an ensemble carry their own)",
             "selected_on": "PublicTest",
             "validation_accuracy_by_sigma": accuracy_by_blur,
         },
@@ -193,7 +253,8 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
         "tta_description": "average of the face and its mirror image",
         "temperature": temperature,
         "face_crop": face_crop,
-        "training": training,
+        **{key: about[key] for key in ("members",) if key in about},
+        "training": about["training"],
         "metrics": {
             "validation": {
                 "split": "PublicTest",
@@ -206,7 +267,8 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
                 "ece": figures["ece"],
             }
         },
-        "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}",
+        "views": view_figures(calibrated, validation.labels, scheme),
+        "regenerate": about["regenerate"],
     })
     write_card(dest, card)
     return dest

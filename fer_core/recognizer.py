@@ -6,6 +6,7 @@ camera, the video analysis and the predict CLI all call :meth:`EmotionRecognizer
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 
 from .card import card_scheme, default_model_path, read_card
 from .data import FACE_SIZE
+from .labels import LabelScheme, get_scheme, projection_matrix
 
 if TYPE_CHECKING:
     import keras
@@ -29,6 +31,16 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def shift_binary_threshold(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Two-class probabilities moved so that ``p[:, 1] >= threshold`` becomes ``p'[:, 1] >= 0.5``
+    (the logit shifted by ``logit(threshold)``): the top label then follows the chosen threshold."""
+    if threshold == 0.5:
+        return probs
+    p = np.clip(probs[:, 1], 1e-7, 1 - 1e-7)
+    shifted = 1 / (1 + np.exp(-(np.log(p / (1 - p)) - np.log(threshold / (1 - threshold)))))
+    return np.stack([1 - shifted, shifted], axis=1).astype(probs.dtype)
 
 
 class TopLabel:
@@ -68,8 +80,11 @@ class EmotionRecognizer:
         if not self.model_path.is_file():
             raise FileNotFoundError(f"{self.model_path}: no such model file")
         self.card = read_card(self.model_path)
-        self.scheme = card_scheme(self.card)
+        self.model_scheme: LabelScheme = card_scheme(self.card)
+        self.scheme = self.model_scheme
         self.labels: tuple[str, ...] = self.scheme.labels
+        self._projection: np.ndarray | None = None
+        self.view_threshold = 0.5
         self.temperature = float(self.card.get("temperature", 1.0))
         if model is None:
             model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
@@ -116,8 +131,30 @@ class EmotionRecognizer:
         return np.concatenate(out)
 
     def predict_proba(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
-        """Calibrated probabilities ``(N, n_labels)`` (the card's temperature applied)."""
-        return apply_temperature(self.raw_probabilities(faces, tta), self.temperature)
+        """Calibrated probabilities ``(N, n_labels)`` (the card's temperature applied), in the
+        view's classes when the recognizer is a :meth:`for_scheme` view."""
+        probs = apply_temperature(self.raw_probabilities(faces, tta), self.temperature)
+        return self.to_view(probs)
+
+    def to_view(self, probs: np.ndarray) -> np.ndarray:
+        """Calibrated model probabilities turned into the view's classes (unchanged without a view)."""
+        if self._projection is None:
+            return probs
+        return shift_binary_threshold(probs @ self._projection, self.view_threshold) \
+            if self.scheme.n_classes == 2 else probs @ self._projection
+
+    def for_scheme(self, spec: str | None) -> "EmotionRecognizer":
+        """This recognizer seen through another label scheme (e.g. ``smile``): the same model, its
+        probabilities summed into the scheme's classes; a two-class view decides at the threshold
+        the card's ``views`` record (chosen on validation by ``publish``), else at 0.5."""
+        if not spec or get_scheme(spec) == self.model_scheme:
+            return self
+        target = get_scheme(spec)
+        view = copy.copy(self)
+        view.scheme, view.labels = target, target.labels
+        view._projection = projection_matrix(self.model_scheme, target)
+        view.view_threshold = float(self.card.get("views", {}).get(target.name, {}).get("threshold", 0.5))
+        return view
 
     def predict(self, faces: np.ndarray, tta: bool = True) -> list[Prediction]:
         """One :class:`Prediction` per face."""

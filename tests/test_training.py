@@ -252,3 +252,61 @@ def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
     train(config, verbose=0)
     info = json.loads((tmp_path / "run" / "training.json").read_text())
     assert info["config"]["optimizer"] == optimizer and info["config"]["augmentation"] == "one_pass"
+
+
+def test_ensemble_is_one_model_averaging_its_members(trained_run, small_tree, tmp_path):
+    """Two published models become one .keras file whose probabilities are the members' mean."""
+    from fer_core.publish import publish_ensemble
+
+    first = publish(trained_run, small_tree, "first", models_dir=tmp_path)
+    config = _config(small_tree, tmp_path / "run_b", epochs=1)
+    config.seed = 7
+    train(config, verbose=0)
+    second = publish(tmp_path / "run_b", small_tree, "second", models_dir=tmp_path)
+    dest = publish_ensemble([first, second], small_tree, "pair_ensemble", models_dir=tmp_path)
+    faces = load_folder(small_tree).data.split("validation").images
+    members = [EmotionRecognizer(first).raw_probabilities(faces), EmotionRecognizer(second).raw_probabilities(faces)]
+    ensemble = EmotionRecognizer(dest)
+    np.testing.assert_allclose(ensemble.raw_probabilities(faces), np.mean(members, axis=0), atol=1e-5)
+    card = json.loads(dest.with_suffix(".json").read_text())
+    assert card["architecture"] == "ensemble"
+    assert [m["file"] for m in card["members"]] == ["first.keras", "second.keras"]
+    assert card["metrics"]["validation"]["n"] == 42
+    assert "ensemble" in card["regenerate"] and not history_path(dest).exists()
+
+
+def test_smile_view_sums_the_model_classes_and_decides_at_the_card_threshold(trained_run, small_tree, tmp_path):
+    dest = publish(trained_run, small_tree, "viewed", models_dir=tmp_path)
+    card = json.loads(dest.with_suffix(".json").read_text())
+    smile = card["views"]["smile"]
+    assert 0.05 <= smile["threshold"] <= 0.95 and smile["accuracy"] >= smile["accuracy_at_0.5"]
+    recognizer = EmotionRecognizer(dest)
+    view = recognizer.for_scheme("smile")
+    assert view.labels == ("not_happy", "happy") and recognizer.labels == FER_LABELS
+    assert view.model is recognizer.model
+    faces = load_folder(small_tree).data.split("validation").images
+    happy = recognizer.predict_proba(faces)[:, FER_LABELS.index("happy")]
+    probs = view.predict_proba(faces)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_array_equal(probs[:, 1] >= 0.5, happy >= smile["threshold"])
+    result = evaluate_faces(view, load_folder(small_tree).data.split("validation"))
+    assert result["labels"] == ["not_happy", "happy"] and result["n"] == 42
+    assert result["accuracy"] == pytest.approx(smile["accuracy"], abs=1e-9)
+
+
+def test_choose_threshold_maximises_accuracy_nearest_one_half():
+    from fer_core.evaluate import choose_threshold
+
+    positive = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.9])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    chosen = choose_threshold(positive, y)
+    assert chosen["accuracy"] == 1.0 and 0.2 < chosen["threshold"] <= 0.3
+    assert chosen["accuracy_at_0.5"] == pytest.approx(4 / 6)
+
+
+def test_projection_refuses_a_scheme_it_cannot_fill():
+    from fer_core.labels import FER6, FER7, SMILE, projection_matrix
+
+    assert projection_matrix(FER6, SMILE)[:, 1].tolist() == [0, 0, 1, 0, 0, 0]
+    with pytest.raises(ValueError, match="splits"):
+        projection_matrix(SMILE, FER7)
