@@ -1,7 +1,8 @@
 """Why the model decided: Grad-CAM heatmaps and convolutional feature maps for one 48×48 face.
 
 Works for every architecture in :mod:`fer_core.models`: layers are found by the rank of their
-output (4-D = spatial), not by name.
+output (4-D = spatial), not by name. For an ensemble (members averaged inside one model) the Grad-CAM
+map is the mean of the members' maps, and feature maps are named ``member/layer``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,23 @@ import numpy as np
 
 from .data import FACE_SIZE
 from .models import INPUT_BLUR
+
+
+def ensemble_members(model) -> list:
+    """The sub-models an ensemble averages (see :func:`fer_core.models.build_ensemble`); ``[]`` for a
+    plain model."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+def _resolve_layer(model, layer_name: str):
+    """``(sub-model, layer)`` for ``layer`` or ``member/layer`` (a layer of an ensemble member)."""
+    if "/" in layer_name:
+        member, _, layer = layer_name.partition("/")
+        model = model.get_layer(member)
+        return model, model.get_layer(layer)
+    return model, model.get_layer(layer_name)
 
 
 def spatial_layer_names(model) -> list[str]:
@@ -26,7 +44,11 @@ def spatial_layer_names(model) -> list[str]:
 
 
 def conv_layer_names(model) -> list[str]:
-    """Convolution layers and the pooling layers after them: the choices for feature maps."""
+    """Convolution layers and the pooling layers after them: the choices for feature maps (those of
+    every member, as ``member/layer``, for an ensemble)."""
+    members = ensemble_members(model)
+    if members:
+        return [f"{m.name}/{name}" for m in members for name in conv_layer_names(m)]
     kinds = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "Activation")
     return [n for n in spatial_layer_names(model) if model.get_layer(n).__class__.__name__ in kinds]
 
@@ -65,7 +87,8 @@ def feature_maps(model, face: np.ndarray, layer_name: str) -> np.ndarray:
     """Activations of ``layer_name`` for one face: ``(height, width, channels)`` float32."""
     import keras
 
-    probe = keras.Model(model.inputs, model.get_layer(layer_name).output)
+    owner, layer = _resolve_layer(model, layer_name)
+    probe = keras.Model(owner.inputs, layer.output)
     return np.asarray(probe(_face_tensor(face), training=False), dtype=np.float32)[0]
 
 
@@ -82,6 +105,13 @@ def grad_cam(model, face: np.ndarray, class_index: int | None = None,
     import keras
     import tensorflow as tf
 
+    members = ensemble_members(model)
+    if members:
+        if class_index is None:
+            class_index = int(np.argmax(model(_face_tensor(face), training=False)[0]))
+        cam = np.mean([grad_cam(member, face, class_index)[0] for member in members], axis=0)
+        peak = cam.max()
+        return (cam / peak if peak > 0 else cam).astype(np.float32), class_index
     layer_name = layer_name or default_cam_layer(model)
     probe = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
     x = _face_tensor(face)
