@@ -25,7 +25,6 @@ SAMPLE_CHOICE = "Bundled sample"
 PATH_CHOICE = "Full FER2013 (CSV or image folders)"
 EMOTION_ORDER = {"emotion": list(FER_LABELS)}
 
-st.set_page_config(page_title="Dataset · Facial expressions", page_icon=":material/dataset:", layout="wide")
 st.title("Dataset")
 
 

@@ -24,7 +24,6 @@ CHART_SECONDS = 20
 REFRESH_S = 0.5
 NO_FACE_COLOR = "#dee2e6"
 
-st.set_page_config(page_title="Live camera · Facial expressions", page_icon=":material/videocam:", layout="wide")
 st.title("Live camera")
 st.caption("Press START and allow the camera. Every face gets a number it keeps while it moves, and its label "
            "is averaged over time so that it does not flicker. Nothing is recorded or stored. Off localhost the "

@@ -13,7 +13,6 @@ from fer_core.labels import FER_LABELS
 from fer_core.ui import SAMPLE_DATA, load_dataset_or_error, model_picker, recognizer_or_error
 from fer_core.upload import analyze_upload
 
-st.set_page_config(page_title="Explain · Facial expressions", page_icon=":material/psychology:", layout="wide")
 st.title("Why did the model decide?")
 st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
            "what each convolutional layer responds to.")

@@ -1,8 +1,9 @@
-"""The home page and the Dataset page, run headless with Streamlit's AppTest."""
+"""The router (streamlit_app.py), the Home page and the Dataset page, run headless with Streamlit's AppTest."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -58,6 +59,41 @@ def test_home_page_links_exactly_the_pages_that_exist():
     linked = [link.proto.page for link in at.get("page_link")]
     assert "Dataset" in linked
     assert set(linked) <= existing, "a link to a page file that does not exist"
+
+
+def test_router_names_home_first_and_routes_every_page_file():
+    from fer_core.ui import HOME_PAGE, existing_pages
+
+    pages = [HOME_PAGE, *existing_pages()]
+    assert pages[0].title == "Home"
+    assert {p.file for p in pages} == {p.name for p in (PROJECT_ROOT / "pages").glob("*.py")}
+    at = run_page(HOME)
+    at.switch_page("pages/1_Dataset.py").run()
+    assert not at.exception and at.title[0].value == "Dataset"
+
+
+def broken_app():
+    """An app whose only page raises: the guard must log and show it (source run by AppTest.from_function)."""
+    import streamlit as st
+
+    from fer_core.ui import run_page_guarded
+
+    def broken():
+        st.write("before the failure")
+        raise ValueError("bad input 42")
+
+    run_page_guarded(st.navigation([st.Page(broken, title="Broken")]))
+
+
+def test_a_failing_page_is_logged_with_its_traceback_and_shown(caplog):
+    with caplog.at_level(logging.ERROR, logger="fer_core"):
+        at = AppTest.from_function(broken_app, default_timeout=60).run()
+    assert "bad input 42" in at.error[0].value and "Broken" in at.error[0].value
+    assert "bad input 42" in at.exception[0].message
+    (record,) = [r for r in caplog.records if r.name == "fer_core.ui"]
+    assert "Broken" in record.getMessage()
+    assert record.exc_info[0] is ValueError
+    assert "raise ValueError" in caplog.text  # the traceback, not only the message
 
 
 def test_home_and_dataset_pages_do_not_import_tensorflow():
