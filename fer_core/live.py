@@ -49,6 +49,7 @@ MAX_MISSED = 3  # detections a tracked face may be missed in before it is droppe
 FPS_WINDOW = 30  # frames the fps is measured over
 QUEUE_SIZE = 600  # records waiting for the page; the oldest is dropped when the page falls behind
 MAX_GAP_S = 1.0  # a longer pause between two frames (a stalled stream) counts as this long in the summary
+ERROR_LOG_INTERVAL_S = 10.0  # the same frame error's traceback is logged at most this often
 NO_FACE = "no face"
 
 
@@ -207,6 +208,9 @@ class LiveProcessor:
         self.frames = 0
         self.errors = 0
         self.last_error: str | None = None
+        self._logged_error: str | None = None  # the last error whose traceback was logged, and when
+        self._logged_at = -math.inf
+        self._unlogged_errors = 0
         self.fps = 0.0  # frames processed per second over the last FPS_WINDOW frames
         self._started_at: float | None = None
         self._stamps: deque[float] = deque(maxlen=FPS_WINDOW)
@@ -262,13 +266,23 @@ class LiveProcessor:
 
     def _record_error(self, exc: Exception, now: float, started: float) -> None:
         message = f"{type(exc).__name__}: {exc}"
-        if message != self.last_error:  # the traceback once per distinct error, not once per frame
-            LOGGER.exception("live camera: frame %d shown unprocessed", self.frames)
         self.errors += 1
+        self._unlogged_errors += 1
         self.last_error = message
+        self._log_error(exc, message, now)
         self._publish(FrameRecord(self.frames, now - self._started_at, self.fps,
                                   (time.perf_counter() - started) * 1000, error=message))
         self.frames += 1
+
+    def _log_error(self, exc: Exception, message: str, now: float) -> None:
+        """Log the traceback of a new error at once, and of a repeated one at most every
+        :data:`ERROR_LOG_INTERVAL_S` (a camera at 25 fps failing on every frame would otherwise
+        bury the log), with the count of errors since the last traceback."""
+        if message == self._logged_error and now - self._logged_at < ERROR_LOG_INTERVAL_S:
+            return
+        LOGGER.error("live camera: frame %d shown unprocessed (%d frame error(s) since the last report, "
+                     "%d this session): %s", self.frames, self._unlogged_errors, self.errors, message, exc_info=exc)
+        self._logged_error, self._logged_at, self._unlogged_errors = message, now, 0
 
     def _publish(self, record: FrameRecord) -> None:
         """Queue a record; when the page has fallen behind, the oldest waiting record makes room."""

@@ -98,8 +98,12 @@ def show_metrics(processor: LiveProcessor, session: LiveSession) -> None:
     frames.metric("Frames processed", processor.frames)
     errors.metric("Errors", processor.errors)
     if processor.errors:
-        st.warning(f"{processor.errors} frame(s) could not be processed and were shown as they came. "
-                   f"Last error: {processor.last_error}")
+        show_frame_errors(processor.errors, processor.last_error)
+
+
+def show_frame_errors(count: int, last_error: str | None) -> None:
+    st.error(f"{count} frame(s) could not be processed and were shown as they came. Last error: {last_error} "
+             "(the server's log has the traceback).")
 
 
 def follow_stream(ctx, processor: LiveProcessor, session: LiveSession, area) -> None:
@@ -123,10 +127,11 @@ def show_summary(session: LiveSession) -> None:
         return
     duration = session.durations().sum()
     st.subheader("Last session")
-    errors = sum(r.error is not None for r in records)
+    errors = [r.error for r in records if r.error is not None]
+    if errors:
+        show_frame_errors(len(errors), errors[-1])
     st.markdown(f"{len(records)} frames over {duration:.1f} s"
                 + (f" ({len(records) / duration:.1f} fps)" if duration > 0 else "")
-                + (f", {errors} shown unprocessed after an error" if errors else "")
                 + ". Share of the time per top emotion of the main face (the largest):")
     shares = session.emotion_shares()
     st.plotly_chart(emotion_bars(dict(zip(shares["emotion"], shares["share"])), "share", height=300,

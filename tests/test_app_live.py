@@ -105,3 +105,16 @@ def test_live_page_summarises_a_finished_session(camera):
     assert len(at.get("plotly_chart")) == 1
     (download,) = at.get("download_button")
     assert download.proto.label == "Per-frame results (CSV)"
+
+
+def test_live_page_summary_shows_the_frame_errors(camera):
+    at = run_page()
+    session = LiveSession(at.session_state["live_processor"].recognizer.labels)
+    session.records.extend([FrameRecord(0, 0.0, 10.0, 12.0),
+                            FrameRecord(1, 0.1, 10.0, 3.0, error="RuntimeError: bad frame"),
+                            FrameRecord(2, 0.2, 10.0, 12.0)])
+    at.session_state["live_session"] = session
+    run_page(at)
+    assert at.markdown[0].value.startswith("3 frames over")
+    assert "1 frame(s) could not be processed" in at.error[0].value
+    assert "RuntimeError: bad frame" in at.error[0].value

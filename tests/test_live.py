@@ -7,6 +7,7 @@ one runs the real detector and the untrained tiny model on the astronaut photo m
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 
 import cv2
@@ -169,6 +170,39 @@ def test_an_error_returns_the_frame_unprocessed_counts_it_and_the_stream_goes_on
     records = drained(processor)
     assert [r.error for r in records] == [None, "RuntimeError: scripted failure", None]
     assert records[1].faces == ()
+
+
+class NewFailureEachCall(ScriptedRecognizer):
+    """Fails on every call with a message of its own (a new error each frame)."""
+
+    def predict_proba(self, faces, tta=True):
+        self.calls += 1
+        raise RuntimeError(f"failure {self.calls}")
+
+
+def live_error_logs(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "fer_core.live"]
+
+
+def test_a_repeated_frame_error_is_logged_with_its_traceback_at_most_every_interval(caplog):
+    processor = LiveProcessor(ScriptedRecognizer(fail_on=range(1, 1000)), ScriptedDetector([[(200, 100, 150, 150)]]),
+                              LiveSettings(detect_every=1))
+    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+        run_frames(processor, 250)  # 25 s of a 10-fps camera, every frame failing the same way
+    logged = live_error_logs(caplog)
+    assert [r.args[0] for r in logged] == [0, 100, 200]  # frame numbers: at 0, 10 and 20 s
+    assert [r.args[1] for r in logged] == [1, 100, 100]  # errors since the previous report
+    assert all(r.exc_info[0] is RuntimeError for r in logged)
+    assert "Traceback" in caplog.text and "scripted failure" in caplog.text
+    assert processor.errors == 250
+
+
+def test_a_new_frame_error_is_logged_at_once(caplog):
+    processor = LiveProcessor(NewFailureEachCall(), ScriptedDetector([[(200, 100, 150, 150)]]),
+                              LiveSettings(detect_every=1))
+    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+        run_frames(processor, 5)
+    assert [r.args[-1] for r in live_error_logs(caplog)] == [f"RuntimeError: failure {i}" for i in range(1, 6)]
 
 
 def test_each_frame_puts_a_record_into_the_queue():
