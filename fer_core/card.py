@@ -52,9 +52,14 @@ def card_scheme(card: dict) -> LabelScheme:
     return LabelScheme.from_dict(card["scheme"])
 
 
-def list_models(folder: str | os.PathLike = MODELS_DIR) -> list[Path]:
-    """``.keras`` files in a folder, the default first."""
-    folder = Path(folder)
+def models_dir() -> Path:
+    """Where the app looks for models: ``$FER_MODELS_DIR`` or the shipped ``models/``."""
+    return Path(os.environ.get("FER_MODELS_DIR", MODELS_DIR))
+
+
+def list_models(folder: str | os.PathLike | None = None) -> list[Path]:
+    """``.keras`` files in a folder (default :func:`models_dir`), the default model first."""
+    folder = Path(folder) if folder is not None else models_dir()
     if not folder.is_dir():
         return []
     models = sorted(folder.glob("*.keras"))

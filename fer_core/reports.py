@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,32 @@ def card_overview(model_path: str | os.PathLike) -> dict:
         "seconds_per_epoch": training.get("seconds_per_epoch_median"),
         "parameters": card.get("parameters"),
     }
+
+
+def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per model from its card: validation accuracy with and without TTA, macro F1, ECE,
+    recall per class, parameters (figures missing from a card stay empty)."""
+    rows = []
+    for path in model_paths:
+        card = read_card(path)
+        validation = card.get("metrics", {}).get("validation", {})
+        row = {
+            "model": Path(path).stem,
+            "architecture": card.get("architecture"),
+            "accuracy": validation.get("accuracy"),
+            "accuracy_no_tta": validation.get("accuracy_no_tta"),
+            "macro_f1": validation.get("macro_f1"),
+            "ece": validation.get("ece"),
+            "parameters": card.get("parameters"),
+        }
+        row.update({f"recall {label}": value for label, value in validation.get("recall", {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def recall_long_frame(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per-class recall of each model in long form (model, class, recall), for a grouped bar chart."""
+    recall = comparison[[c for c in comparison.columns if c.startswith("recall ")]]
+    long = recall.reset_index().melt(id_vars="model", var_name="class", value_name="recall")
+    long["class"] = long["class"].str.removeprefix("recall ")
+    return long

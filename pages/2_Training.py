@@ -8,11 +8,12 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from fer_core.card import read_card
+from fer_core.card import list_models, read_card
 from fer_core.explain import grad_cam, overlay_heatmap
 from fer_core.explore import enlarge
 from fer_core.reports import (
     card_overview,
+    comparison_frame,
     confusion_frame,
     curves_frame,
     filter_misclassified,
@@ -21,6 +22,7 @@ from fer_core.reports import (
     load_misclassified_faces,
     misclassified_frame,
     per_class_frame,
+    recall_long_frame,
     reliability_frame,
 )
 from fer_core.ui import model_picker, recognizer_or_error
@@ -125,6 +127,38 @@ def show_misclassified(model_path: Path, evaluation: dict) -> None:
             st.caption(f"**{row.true}** → {row.predicted} ({row.confidence:.0%})  \n`{row.source}`")
 
 
+@st.cache_data(show_spinner="Timing each model on this machine…")
+def measured_speed(model_file: str, modified: float) -> float:
+    """Faces/s of one model (batches of 256, no TTA); cached per file version."""
+    from fer_core.speed import faces_per_second
+
+    recognizer = recognizer_or_error(Path(model_file))
+    return faces_per_second(recognizer) if recognizer is not None else float("nan")
+
+
+def show_comparison(models: list[Path]) -> None:
+    """All shipped models side by side, from their cards; speed measured here on request."""
+    st.subheader("Compare models")
+    table = comparison_frame(models)
+    if st.toggle("Measure faces/s on this machine", key="compare_speed",
+                 help="Loads every model and classifies batches of 256 faces (no TTA)."):
+        from fer_core.speed import machine_info
+
+        table["faces_per_s"] = [measured_speed(str(p), p.stat().st_mtime) for p in models]
+        st.caption(f"Measured on {machine_info().describe()}.")
+    percent_columns = [c for c in table.columns if c.startswith(("accuracy", "recall", "macro", "ece"))]
+    st.dataframe(table.style.format("{:.1%}", subset=percent_columns, na_rep="—"), width="stretch")
+    left, right = st.columns(2)
+    headline = table[["accuracy", "accuracy_no_tta", "macro_f1"]].reset_index().melt(
+        id_vars="model", var_name="figure", value_name="value")
+    chart = px.bar(headline, x="figure", y="value", color="model", barmode="group", text_auto=".1%")
+    chart.update_layout(height=340, margin={"t": 30, "b": 10}, title="validation (PublicTest)", yaxis_tickformat=".0%")
+    left.plotly_chart(chart, width="stretch")
+    chart = px.bar(recall_long_frame(table), x="class", y="recall", color="model", barmode="group")
+    chart.update_layout(height=340, margin={"t": 30, "b": 10}, title="recall per class", yaxis_tickformat=".0%")
+    right.plotly_chart(chart, width="stretch")
+
+
 model_path = model_picker()
 if model_path is None:
     st.stop()
@@ -147,3 +181,6 @@ with st.expander("Model card"):
     st.json(card)
     st.download_button("Download model card", json.dumps(card, indent=2), file_name=f"{model_path.stem}.json",
                        mime="application/json")
+shipped = list_models()
+if len(shipped) > 1:
+    show_comparison(shipped)

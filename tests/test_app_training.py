@@ -83,3 +83,28 @@ def test_training_page_without_reports(tmp_path, monkeypatch, tiny_model_path):
     at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     assert any("No training history" in i.value for i in at.info)
+
+
+def test_training_page_compares_the_models_of_the_folder(published_model, tmp_path, monkeypatch):
+    from fer_core.reports import comparison_frame, recall_long_frame
+
+    for name in ("first", "second"):
+        for suffix in (".keras", ".json", ".history.csv", ".eval.json", ".misclassified.npz"):
+            shutil.copy(published_model.with_suffix(suffix), tmp_path / f"{name}{suffix}")
+    table = comparison_frame([tmp_path / "first.keras", tmp_path / "second.keras"])
+    assert list(table.index) == ["first", "second"]
+    evaluation = load_evaluation(published_model)
+    assert table.loc["first", "accuracy"] == evaluation["tta"]["accuracy"]
+    assert table.loc["second", "recall happy"] == evaluation["tta"]["per_class"]["happy"]["recall"]
+    assert len(recall_long_frame(table)) == 2 * len(FER_LABELS)
+
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / "first.keras"))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=120).run()
+    assert not at.exception
+    shown = at.dataframe[-1].value
+    assert list(shown.index) == ["first", "second"]
+    at.toggle(key="compare_speed").set_value(True).run()
+    assert not at.exception
+    speeds = at.dataframe[-1].value["faces_per_s"]
+    assert (speeds > 0).all()
