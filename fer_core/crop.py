@@ -23,6 +23,8 @@ from .detect import CASCADE_FILE, Box
 
 # Fraction of the box side added on each side before cropping (chosen by benchmarks/crop_study.py).
 FACE_MARGIN = 0.0
+# Largest square built at full size when a crop reaches past the image (see _padded_square).
+MAX_PADDED_SIDE = 4096
 
 
 def face_crop_card(margin: float = FACE_MARGIN) -> dict:
@@ -55,13 +57,38 @@ def crop_face(gray: np.ndarray, box: Box, margin: float = FACE_MARGIN) -> np.nda
 
     x, y, side = square_around(box, margin)
     height, width = gray.shape
-    pad = max(0, -x, -y, x + side - width, y + side - height)
-    if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x, y = x + pad, y + pad
-    square = gray[y : y + side, x : x + side]
-    interpolation = cv2.INTER_AREA if side > FACE_SIZE else cv2.INTER_LINEAR
+    # The part of the square inside the image (at least one pixel, the nearest, when none is),
+    # and how far the square reaches past it on each side.
+    x0, y0 = min(max(0, x), width - 1), min(max(0, y), height - 1)
+    x1, y1 = max(min(width, x + side), x0 + 1), max(min(height, y + side), y0 + 1)
+    inside = gray[y0:y1, x0:x1]
+    top, left = y0 - y, x0 - x
+    if top == left == 0 and inside.shape == (side, side):
+        square = inside
+    else:
+        square = _padded_square(inside, top, left, side)
+    interpolation = cv2.INTER_AREA if square.shape[0] > FACE_SIZE else cv2.INTER_LINEAR
     return cv2.resize(square, (FACE_SIZE, FACE_SIZE), interpolation=interpolation)
+
+
+def _padded_square(inside: np.ndarray, top: int, left: int, side: int) -> np.ndarray:
+    """The ``side``-pixel square holding ``inside`` at ``(left, top)``, edges repeated around it.
+
+    A square much larger than the image (the whole of a 1×50,000 strip classified as one face)
+    would take gigabytes at full size, so beyond :data:`MAX_PADDED_SIDE` the image part is
+    downscaled first and the square built at that size; it ends up 48×48 either way.
+    """
+    import cv2
+
+    if side > MAX_PADDED_SIDE:
+        factor = MAX_PADDED_SIDE / side
+        h, w = inside.shape
+        inside = cv2.resize(inside, (max(1, round(w * factor)), max(1, round(h * factor))),
+                            interpolation=cv2.INTER_AREA)
+        top, left, side = round(top * factor), round(left * factor), MAX_PADDED_SIDE
+    h, w = inside.shape
+    top, left = min(max(0, top), side - h), min(max(0, left), side - w)
+    return cv2.copyMakeBorder(inside, top, side - h - top, left, side - w - left, cv2.BORDER_REPLICATE)
 
 
 def crop_faces(gray: np.ndarray, boxes: Sequence[Box], margin: float = FACE_MARGIN) -> np.ndarray:

@@ -124,8 +124,12 @@ class FaceDetector:
         gray = to_gray(image)
         height, width = gray.shape
         scale = min(1.0, self.settings.max_side / max(height, width))
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         min_side = max(CASCADE_WINDOW, round(self.settings.min_face * scale))
+        if min(height, width) * scale < min_side:
+            # No face fits across a strip this thin (e.g. a 1×5000 image), and downscaling it would
+            # leave zero pixels on its short side, which cv2.resize refuses.
+            return []
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         found = self.cascade.detectMultiScale(
             small,  # no histogram equalisation: the cascade normalises each window, and a global
             # equalisation of a picture with a large flat area washes out the face (measured)

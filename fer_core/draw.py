@@ -95,7 +95,8 @@ def draw_probability_bars(image: np.ndarray, box: Sequence[int], probabilities: 
     panel_w, panel_h = name_w + bar_w + 8, row_h * len(probabilities) + 6
     x, y, w, _ = box
     height, width = image.shape[:2]
-    left = x + w + 4 if x + w + 4 + panel_w <= width else max(0, x - 4 - panel_w)
+    left = x + w + 4 if x + w + 4 + panel_w <= width else x - 4 - panel_w
+    left = min(max(0, left), max(0, width - panel_w))  # inside the image even for a box past its edge
     top = min(max(0, y), max(0, height - panel_h))
     panel = image[top : top + panel_h, left : left + panel_w]
     _blend(panel, np.full_like(panel, 30), 0.6)
@@ -179,6 +180,8 @@ def draw_emoji(image: np.ndarray, center: tuple[int, int], radius: int, label: s
     x0, y0 = max(0, center[0] - radius - 2), max(0, center[1] - radius - 2)
     x1, y1 = min(width, center[0] + radius + 3), min(height, center[1] + radius + 3)
     region = image[y0:y1, x0:x1]
+    if region.size == 0:  # the emoji lies wholly outside the image: nothing of it would show
+        return
     overlay = region.copy()
     center = (center[0] - x0, center[1] - y0)
     t = max(1, round(radius / 12))

@@ -52,9 +52,11 @@ class ImageAnalysis:
         import cv2
 
         image = self.annotated(emoji, bars)
-        scale = max_side / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        height, width = image.shape[:2]
+        scale = max_side / max(height, width)
+        if scale < 1:  # at least a pixel across: a 1×5000 strip must not shrink to nothing
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def annotated_png(self, emoji: bool = False, bars: bool = False) -> bytes:

@@ -115,8 +115,8 @@ class AnnotatedWriter:
         import av
         import cv2
 
-        if self.stream is None:
-            self._open_stream((frame_bgr.shape[1] // 2) * 2, (frame_bgr.shape[0] // 2) * 2)
+        if self.stream is None:  # yuv420p needs even sizes, and at least 2 pixels each way
+            self._open_stream(max(2, frame_bgr.shape[1] // 2 * 2), max(2, frame_bgr.shape[0] // 2 * 2))
         width, height = self.stream.width, self.stream.height
         if frame_bgr.shape[:2] != (height, width):
             frame_bgr = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_AREA)

@@ -94,3 +94,42 @@ def test_crop_faces_with_no_box_and_bad_input():
     assert crop_faces(np.zeros((10, 10), np.uint8), []).shape == (0, 48, 48)
     with pytest.raises(ValueError, match="2-D uint8"):
         crop_faces(np.zeros((10, 10, 3), np.uint8), [(0, 0, 5, 5)])
+
+
+EXTREME_SHAPES = [(1, 5000), (5000, 1), (2, 5000), (5000, 2), (1, 1), (3, 3), (23, 40000), (1, 200_000)]
+
+
+@pytest.mark.parametrize("settings", [PHOTO_SETTINGS, FRAME_SETTINGS], ids=["photo", "frame"])
+@pytest.mark.parametrize("shape", EXTREME_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_extreme_aspect_ratios_have_no_face_and_do_not_crash(shape, settings):
+    # A 1×5000 strip scaled to the detector's 1024-px copy used to be 0 pixels high: cv2.resize raised.
+    assert FaceDetector(settings).detect(np.full((*shape, 3), 128, np.uint8)) == []
+
+
+def test_a_face_in_a_wide_strip_is_still_found(astronaut):
+    strip = np.full((512, 1600, 3), 90, np.uint8)  # 2:1 wider than the detector's copy: still downscaled
+    strip[:, 544:1056] = astronaut
+    faces = [(x - 544, y, w, h) for x, y, w, h in FaceDetector(PHOTO_SETTINGS).detect(strip) if 544 <= x < 1056]
+    assert faces, "the astronaut's face was not found"
+    assert_astronaut_face(faces[0])
+
+
+@pytest.mark.parametrize("shape", EXTREME_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_crop_of_a_whole_extreme_image_repeats_its_edges(shape):
+    gray = np.zeros(shape, np.uint8)
+    gray[..., shape[1] // 2 :] = 255  # left half black, right half white
+    face = crop_faces(gray, [(0, 0, shape[1], shape[0])])[0]
+    assert face.shape == (48, 48)
+    if shape[1] >= 48:  # wide: the strip spans the square, repeated up and down
+        assert (face == face[0]).all() and face[:, 0].max() == 0 and face[:, -1].min() == 255
+
+
+def test_crop_square_far_larger_than_the_image_is_built_small():
+    # The whole of a 1×2,000,000 strip is a 2,000,000-px square: 4 TB at full size.
+    gray = np.full((1, 2_000_000), 77, np.uint8)
+    assert (crop_faces(gray, [(0, 0, 2_000_000, 1)])[0] == 77).all()
+
+
+def test_crop_of_a_box_outside_the_image_repeats_the_nearest_pixel():
+    gray = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    assert (crop_faces(gray, [(50, 50, 10, 10)])[0] == 99).all()

@@ -174,3 +174,28 @@ def test_upload_of_a_picture_without_face_can_be_classified_whole(tiny_recognize
 def test_upload_of_a_hostile_file_is_an_image_error(tiny_recognizer):
     with pytest.raises(ImageError, match="evil.jpg: not an image"):
         analyze_upload(b"<?php system($_GET['c']); ?>", "evil.jpg", tiny_recognizer)
+
+
+@pytest.mark.parametrize("shape", [(1, 5000), (5000, 1), (2, 5000), (5000, 2), (1, 1), (2, 1)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+def test_extreme_aspect_ratios_through_detect_classify_and_draw(tiny_recognizer, shape):
+    image = np.full((*shape, 3), 128, np.uint8)
+    assert analyze_image(image, tiny_recognizer) == []
+    whole = classify_whole_image(image, tiny_recognizer)
+    assert whole.box == (0, 0, shape[1], shape[0])
+    assert sum(whole.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    drawn = annotate(image, [whole], emoji=True, bars=True)
+    assert drawn.shape == image.shape
+
+
+def test_upload_of_a_thin_strip_has_a_preview(tiny_recognizer):
+    strip = cv2.imencode(".png", np.full((1, 5000, 3), 200, np.uint8))[1].tobytes()
+    whole = analyze_upload(strip, "strip.png", tiny_recognizer, whole_image=True)
+    assert whole.preview().shape == (1, 1600, 3)  # not 0 pixels high
+    assert whole.face_crops().shape == (1, 48, 48)
+
+
+def test_annotate_skips_what_lies_outside_the_image():
+    image = np.full((30, 30, 3), 255, np.uint8)
+    outside = FaceResult(0, (100, 100, 20, 20), {"happy": 0.7, "sad": 0.3})
+    assert annotate(image, [outside], emoji=True, bars=True).shape == image.shape
