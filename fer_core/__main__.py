@@ -11,6 +11,28 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null, then give stderr back.
+
+    TensorFlow's native start-up lines ("All log messages before absl::InitializeLog()…", "Could not
+    find cuda drivers…", the oneDNN notice) are written straight to fd 2 before its logging is set up,
+    so neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's ``sys.stderr`` can hold them back. Only the import
+    is muted: every later message, ours or TensorFlow's, reaches the terminal. ``--verbose`` skips this.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .data import load_dataset, summary_text
 
@@ -59,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         start_fresh(args.out)
     elif run_is_complete(args.out):
         print(f"{args.out} holds a completed run; use --fresh to train again")
-    best = train(config, verbose=args.verbose)
+    best = train(config, verbose=args.progress)
     print(f"best model: {best}")
     return 0
 
@@ -90,12 +112,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_faces(path: str, results) -> None:
-    print(f"{path}: {len(results)} face{'s' if len(results) != 1 else ''}")
-    for r in results:
-        others = ", ".join(f"{label} {p:.0%}" for label, p in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[1:3])
-        print(f"  face {r.index + 1} at x={r.box[0]} y={r.box[1]} w={r.box[2]} h={r.box[3]}: "
-              f"{r.label} {r.confidence:.0%} ({others})")
+class TextWriter:
+    """The default ``predict`` output: a line per image and one per face, printed as they come
+    (failures are on stderr already, so they print nothing here)."""
+
+    def write(self, record: dict) -> None:
+        if record["status"] != "ok":
+            return
+        faces = record["faces"]
+        print(f"{record['path']}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for face in faces:
+            ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[1:3]
+            others = ", ".join(f"{label} {p:.0%}" for label, p in ranked)
+            x, y, w, h = face["box"]
+            print(f"  face {face['face']} at x={x} y={y} w={w} h={h}: {face['label']} {face['confidence']:.0%} "
+                  f"({others})")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        sys.stdout.flush()
+
+
+def _record_writer(args: argparse.Namespace, labels: tuple[str, ...]):
+    from .results import CsvWriter, JsonLinesWriter, JsonListWriter
+
+    if args.jsonl:
+        return JsonLinesWriter(sys.stdout)
+    if args.json:
+        return JsonListWriter(sys.stdout)
+    if args.csv:
+        return CsvWriter(sys.stdout, labels)
+    return TextWriter()
 
 
 def _annotated_path(folder: Path, source: Path, written: set[str]) -> Path:
@@ -107,52 +154,71 @@ def _annotated_path(folder: Path, source: Path, written: set[str]) -> Path:
     return folder / name
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _predict_file(path: Path, recognizer, args: argparse.Namespace, written: set[str]) -> list:
+    """The faces of one image (the whole image as one face with ``--whole-image``), annotated copy
+    written with ``--annotate``; raises whatever goes wrong, for the caller to report."""
     from .draw import annotate
-    from .images import ImageError, encode_png, find_images, read_image
+    from .images import encode_png, read_image
     from .pipeline import analyze_image, classify_whole_image
-    from .recognizer import EmotionRecognizer
-    from .results import image_record, results_frame
 
-    files, problems = find_images(args.paths)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+    image = read_image(path)
+    if args.whole_image:
+        results = [classify_whole_image(image, recognizer, tta=not args.no_tta)]
+    else:
+        results = analyze_image(image, recognizer, tta=not args.no_tta)
+    if args.annotate:
+        out = _annotated_path(Path(args.annotate), path, written)
+        out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
+    return results
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Every input gets a record, in input order: the faces found, or the reason it could not be used.
+
+    A failure of one file, whatever it is, is reported (``error: FILE: reason`` on stderr and a
+    record with ``status: error``) and the run goes on; the exit code is 1 when any input failed.
+    """
+    import traceback
+
+    from .images import failure_reason, find_images
+    from .recognizer import EmotionRecognizer
+    from .results import error_record, image_record
+
+    files, missing = find_images(args.paths)
     recognizer = EmotionRecognizer(args.model)
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
-    records, frames, faceless, written = [], [], 0, set()
-    for path in files:
-        try:
-            image = read_image(path)
-        except ImageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            problems.append(str(exc))
-            continue
-        if args.whole_image:
-            results = [classify_whole_image(image, recognizer, tta=not args.no_tta)]
-        else:
-            results = analyze_image(image, recognizer, tta=not args.no_tta)
+    writer = _record_writer(args, recognizer.labels)
+    failed = faceless = 0
+    written: set[str] = set()
+
+    def fail(path: str, reason: str) -> None:
+        nonlocal failed
+        failed += 1
+        print(f"error: {path}: {reason}", file=sys.stderr, flush=True)
+        writer.write(error_record(path, reason))
+
+    try:
+        for path in missing:
+            fail(str(path), "no such file or folder")
+        for path in files:
+            try:
+                results = _predict_file(path, recognizer, args, written)
+            except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their results
+                if args.verbose:
+                    traceback.print_exc()
+                fail(str(path), failure_reason(str(path), exc))
+                continue
             faceless += not results
-        if args.annotate:
-            out = _annotated_path(Path(args.annotate), path, written)
-            out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
-        if args.json:
-            records.append(image_record(str(path), results))
-        elif args.csv:
-            frames.append(results_frame(results, recognizer.labels, path=str(path)))
-        else:
-            _print_faces(str(path), results)
+            writer.write(image_record(str(path), results))
+    finally:
+        writer.close()  # the JSON list is printed even when the run is interrupted
     if faceless:
         print(f"{faceless} image(s) without a detected face; for pictures that are already a cropped face use "
               "--whole-image", file=sys.stderr)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    elif args.csv:
-        import pandas as pd
-
-        table = pd.concat(frames) if frames else results_frame([], recognizer.labels, path="")
-        print(table.to_csv(index=False), end="")
-    return 1 if problems else 0
+    if failed:
+        print(f"{failed} of {len(files) + len(missing)} input(s) could not be used", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _progress_printer():
@@ -215,13 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import ARCHITECTURES
     from .publish import BLUR_CANDIDATES
 
+    verbose_help = "show TensorFlow's start-up messages and the traceback of each failed input"
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    parser.set_defaults(uses_tensorflow=True)
+    # The same flag after the command name; SUPPRESS keeps a --verbose given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("summary", help="faces per split and class in a Kaggle CSV or an image-folder tree")
+    p = sub.add_parser("summary", parents=[common],
+                       help="faces per split and class in a Kaggle CSV or an image-folder tree")
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_summary)
+    p.set_defaults(func=cmd_summary, uses_tensorflow=False)
 
     p = sub.add_parser("train", help="train a model (run the same command again to resume)")
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree with Training and PublicTest faces")
@@ -247,10 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")
-    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="0 silent, 1 progress bar, 2 a line per epoch")
+    p.add_argument("--progress", type=int, default=2, choices=[0, 1, 2],
+                   help="Keras output while training: 0 silent, 1 progress bar, 2 a line per epoch (default)")
+    # ``train --verbose N`` was the name of --progress before the top-level --verbose existed.
+    p.add_argument("--verbose", dest="progress", type=int, choices=[0, 1, 2], help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="accuracy, per-class figures and confusion matrix of a model on labelled faces")
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="accuracy, per-class figures and confusion matrix of a model on labelled faces")
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree")
     p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
@@ -258,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("publish", help="ship a training run: models/NAME.keras + card, history, validation evaluation")
+    p = sub.add_parser("publish", parents=[common],
+                       help="ship a training run: models/NAME.keras + card, history, validation evaluation")
     p.add_argument("--run", required=True, help="training run folder (holds best.keras, history.csv)")
     p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
     p.add_argument("--name", required=True, help="model name in models/")
@@ -267,11 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default: {' '.join(f'{v:g}' for v in BLUR_CANDIDATES)})")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("predict", help="find the faces in images and classify their emotions")
+    p = sub.add_parser("predict", parents=[common], help="find the faces in images and classify their emotions")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (searched recursively)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
-    fmt.add_argument("--csv", action="store_true", help="print CSV, one row per face")
+    fmt.add_argument("--jsonl", action="store_true",
+                     help="print JSON Lines: one object per input as soon as it is done (status ok or error)")
+    fmt.add_argument("--json", action="store_true", help="print a JSON list at the end, one object per input")
+    fmt.add_argument("--csv", action="store_true",
+                     help="print CSV as it goes: one row per face, one row for an input without a face or in error")
     p.add_argument("--annotate", metavar="OUTDIR", help="write <name>_annotated.png of each image to OUTDIR")
     p.add_argument("--emoji", action="store_true", help="annotated images: an emoji over each face")
     p.add_argument("--bars", action="store_true", help="annotated images: probability bars beside each face")
@@ -281,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("video", help="emotions over time in a video clip (every Nth frame)")
+    p = sub.add_parser("video", parents=[common], help="emotions over time in a video clip (every Nth frame)")
     p.add_argument("input", metavar="IN", help="a video file (mp4, mov, webm, avi, ...)")
     p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
@@ -298,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     args = build_parser().parse_args(argv)
+    if args.uses_tensorflow and not args.verbose:
+        import_tensorflow_quietly()
     try:
         return args.func(args)
     except (DataError, FileNotFoundError) as exc:

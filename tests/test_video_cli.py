@@ -102,7 +102,9 @@ def test_predict_cli_json(tiny_model_path, astronaut_path, tmp_path, capsys):
     assert code == 1  # one file could not be read
     assert "broken.jpg" in captured.err
     records = json.loads(captured.out)
-    assert [r["path"] for r in records] == [str(astronaut_path), str(blank)]
+    assert [r["path"] for r in records] == [str(astronaut_path), str(blank), str(tmp_path / "broken.jpg")]
+    assert [r["status"] for r in records] == ["ok", "ok", "error"]
+    assert records[2]["error"].startswith("damaged or truncated image") and records[2]["faces"] == []
     face = records[0]["faces"][0]
     assert len(records[0]["faces"]) == 1 and records[1]["faces"] == []
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
@@ -119,5 +121,160 @@ def test_predict_cli_csv_and_whole_image(tiny_model_path, astronaut_path, tmp_pa
                  "--annotate", str(outdir), "--model", str(tiny_model_path)]) == 0
     assert sorted(p.name for p in outdir.iterdir()) == ["astronaut_annotated.png", "astronaut_annotated_2.png"]
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,face,x,y,w,h,label,confidence," + ",".join(FER_LABELS)
-    assert lines[1].startswith(f"{astronaut_path},1,0,0,512,512,") and len(lines) == 3
+    assert lines[0] == "path,status,error,face,x,y,w,h,label,confidence," + ",".join(FER_LABELS)
+    assert lines[1].startswith(f"{astronaut_path},ok,,1,0,0,512,512,") and len(lines) == 3
+
+
+def write_png(path, shape, value=128):
+    cv2.imwrite(str(path), np.full((*shape, 3), value, np.uint8))
+    return path
+
+
+def test_predict_cli_survives_a_one_pixel_strip(tiny_model_path, astronaut_path, tmp_path, capsys):
+    # The issue's reproduction: a 1×5000 PNG among good photos ended the whole run in a traceback.
+    strip = write_png(tmp_path / "strip.png", (1, 5000))
+    code = main(["predict", str(strip), str(astronaut_path), "--json", "--model", str(tiny_model_path), "--no-tta"])
+    records = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["status"], len(r["faces"])) for r in records] == [("ok", 0), ("ok", 1)]
+
+
+@pytest.fixture
+def failing_pipeline(monkeypatch):
+    """``analyze_image`` raises an unexpected error for 33×33 images, as a bug would."""
+    import fer_core.pipeline
+
+    real = fer_core.pipeline.analyze_image
+
+    def analyze_image(image, *args, **kwargs):
+        if image.shape[:2] == (33, 33):
+            raise RuntimeError("boom\nsecond line")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.pipeline, "analyze_image", analyze_image)
+
+
+def test_predict_cli_jsonl_reports_any_failure_and_keeps_the_rest(tiny_model_path, tmp_path, capsys,
+                                                                  failing_pipeline):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_png(folder / "a.png", (64, 64))
+    write_png(folder / "b_bug.png", (33, 33))
+    (folder / "c_empty.jpg").write_bytes(b"")
+    write_png(folder / "d.png", (40, 50))
+    missing = tmp_path / "gone.png"
+    code = main(["predict", str(folder), str(missing), "--jsonl", "--model", str(tiny_model_path), "--no-tta"])
+    captured = capsys.readouterr()
+    assert code == 1
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in records}
+    assert len(records) == 5 and set(by_name) == {"gone.png", "a.png", "b_bug.png", "c_empty.jpg", "d.png"}
+    assert [by_name[n]["status"] for n in ("a.png", "d.png")] == ["ok", "ok"]
+    assert by_name["b_bug.png"] == {"path": str(folder / "b_bug.png"), "status": "error",
+                                    "error": "unexpected RuntimeError: boom", "faces": []}
+    assert by_name["c_empty.jpg"]["error"] == "the file is empty (0 bytes)"
+    assert by_name["gone.png"]["error"] == "no such file or folder"
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {missing}: no such file or folder",
+                      f"error: {folder / 'b_bug.png'}: unexpected RuntimeError: boom",
+                      f"error: {folder / 'c_empty.jpg'}: the file is empty (0 bytes)"]
+    assert "3 of 5 input(s) could not be used" in captured.err
+
+
+def test_predict_cli_csv_has_a_row_per_input_with_its_status(tiny_model_path, astronaut_path, tmp_path, capsys):
+    blank = write_png(tmp_path / "blank.png", (64, 64))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    code = main(["predict", str(astronaut_path), str(blank), str(tmp_path / "bad.png"), "--csv",
+                 "--model", str(tiny_model_path), "--no-tta"])
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert code == 1
+    assert [(r["path"], r["status"], r["face"]) for r in rows] == [
+        (str(astronaut_path), "ok", "1"), (str(blank), "ok", ""), (str(tmp_path / "bad.png"), "error", "")]
+    assert rows[2]["error"].startswith("not an image file") and rows[2]["label"] == ""
+
+
+@pytest.mark.parametrize("fmt", ["--jsonl", "--json", "--csv"])
+def test_predict_cli_keeps_what_it_did_when_interrupted(tiny_model_path, tmp_path, capsys, monkeypatch, fmt):
+    import fer_core.pipeline
+
+    for name in "abc":
+        write_png(tmp_path / f"{name}.png", (64, 64))
+    real, calls = fer_core.pipeline.analyze_image, []
+
+    def interrupted_on_the_third(image, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.pipeline, "analyze_image", interrupted_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        main(["predict", str(tmp_path), fmt, "--model", str(tiny_model_path), "--no-tta"])
+    out = capsys.readouterr().out
+    if fmt == "--jsonl":
+        paths = [json.loads(line)["path"] for line in out.splitlines()]
+    elif fmt == "--json":
+        paths = [r["path"] for r in json.loads(out)]
+    else:
+        paths = [r["path"] for r in csv.DictReader(out.splitlines())]
+    assert paths == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+
+
+class FlushCounter:
+    def __init__(self):
+        self.text, self.flushed = "", []
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        self.flushed.append(self.text)
+
+
+def test_jsonl_and_csv_writers_flush_every_record():
+    from fer_core.results import CsvWriter, JsonLinesWriter, error_record
+
+    for make in (JsonLinesWriter, lambda stream: CsvWriter(stream, FER_LABELS)):
+        stream = FlushCounter()
+        writer = make(stream)
+        writer.write(error_record("a.png", "broken"))
+        assert stream.flushed and "a.png" in stream.flushed[-1]  # on its way before the next input
+
+
+TENSORFLOW_NOISE = ("absl::InitializeLog", "cuda drivers", "oneDNN", "cpu_feature_guard")
+
+
+def run_cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    from fer_core.card import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    return subprocess.run([sys.executable, "-m", "fer_core", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd or PROJECT_ROOT, timeout=300)
+
+
+def test_cli_terminal_is_free_of_tensorflow_start_up_noise(tiny_model_path, astronaut_path):
+    quiet = run_cli("predict", str(astronaut_path), "--model", str(tiny_model_path), "--no-tta")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "1 face" in quiet.stdout
+    assert not [line for line in quiet.stderr.splitlines() if any(n in line for n in TENSORFLOW_NOISE)], quiet.stderr
+    loud = run_cli("--verbose", "predict", str(astronaut_path), "--model", str(tiny_model_path), "--no-tta")
+    assert loud.returncode == 0 and "1 face" in loud.stdout
+    assert any(n in loud.stderr for n in TENSORFLOW_NOISE)  # the check above can see the noise when it is there
+
+
+def test_verbose_flag_before_or_after_the_command_and_train_progress():
+    from fer_core.__main__ import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--verbose", "predict", "a.png"]).verbose
+    assert parser.parse_args(["predict", "a.png", "--verbose"]).verbose
+    assert not parser.parse_args(["predict", "a.png"]).verbose
+    train = ["train", "--data", "d", "--out", "o"]
+    assert parser.parse_args(train).progress == 2
+    old_spelling = parser.parse_args([*train, "--verbose", "1"])
+    assert old_spelling.progress == 1 and not old_spelling.verbose
+    assert parser.parse_args(["--verbose", *train, "--progress", "0"]).progress == 0
