@@ -252,9 +252,12 @@ def cmd_video(args: argparse.Namespace) -> int:
         return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    if analysis.error:
+        print(f"error: {args.input}: {analysis.error}", file=sys.stderr)
     table = analysis.to_frame()
-    print(f"{args.input}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, {analysis.frames_analyzed} analysed, "
-          f"{len(table)} face detections")
+    print(f"{args.input}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, "
+          f"{analysis.frames_analyzed} analysed, {len(table)} face detections"
+          + (" (stopped early: the frames before the error)" if analysis.error else ""))
     main_face = table[table["face"] == 1]
     if len(main_face):
         shares = main_face["label"].value_counts(normalize=True)
@@ -265,7 +268,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         print(f"wrote {args.csv}")
     if analysis.annotated_path:
         print(f"wrote {analysis.annotated_path}")
-    return 0
+    return 1 if analysis.error else 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

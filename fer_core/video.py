@@ -20,6 +20,7 @@ import numpy as np
 
 from .detect import FaceDetector
 from .draw import annotate
+from .images import failure_reason
 from .pipeline import FaceResult, analyze_image
 from .recognizer import EmotionRecognizer
 
@@ -44,6 +45,9 @@ class VideoAnalysis:
     frames_analyzed: int
     fps: float
     annotated_path: Path | None
+    # Why and where the analysis stopped before the end of the clip (a frame that could not be
+    # decoded or analysed); ``None`` when it read to the end or to ``max_seconds``.
+    error: str | None = None
 
     def to_frame(self) -> "pandas.DataFrame":
         """Columns ``frame, time_s, face, x, y, w, h, label, confidence`` and one per label."""
@@ -166,9 +170,11 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     stops reading after that much of the clip. ``progress(frames read, frames expected)`` is called
     after each analysed frame and once at the end. The default detector is the photo one: the
     analysis is offline, so it favours finding small faces over speed.
-    """
-    import av
 
+    A stream that breaks midway, or a frame that cannot be analysed, ends the analysis there: the
+    frames before it are kept and :attr:`VideoAnalysis.error` says where it stopped and why. Only a
+    clip of which no frame can be decoded is a :class:`VideoError`.
+    """
     if every < 1:
         raise ValueError("every must be at least 1")
     path = Path(path)
@@ -181,6 +187,7 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     rows: list[dict] = []
     latest: list[FaceResult] = []
     read = analyzed = 0
+    error = None
     try:
         for frame in container.decode(stream):
             time_s = float(frame.time) if frame.time is not None else read / (fps or 25)
@@ -196,14 +203,23 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
             if writer:
                 writer.write(annotate(image, latest, emoji=emoji))
             read += 1
-    except av.FFmpegError as exc:
-        raise VideoError(f"{path.name}: decoding failed at frame {read} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken stream or a bad frame keeps the frames before it
+        error = _stop_message(read, fps, exc)
     finally:
         container.close()
         if writer:
             writer.close()
     if read == 0:
-        raise VideoError(f"{path.name}: no frame could be decoded")
+        raise VideoError(f"{path.name}: no frame could be decoded" + (f" ({error})" if error else ""))
     if progress:
         progress(read, max(expected, read))
-    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, writer.path if writer else None)
+    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, writer.path if writer else None, error)
+
+
+def _stop_message(frame_index: int, fps: float, exc: Exception) -> str:
+    """``stopped at frame N (t = S s): reason`` for an analysis cut short by ``exc``."""
+    import av
+
+    reason = f"decoding failed ({exc})" if isinstance(exc, av.FFmpegError) else failure_reason("", exc)
+    when = f" (t = {frame_index / fps:.2f} s)" if fps > 0 else ""
+    return f"stopped at frame {frame_index}{when}: {reason}"

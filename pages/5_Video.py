@@ -70,6 +70,8 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
     table = analysis.to_frame()
     st.success(f"{analysis.frames_read} frames read at {analysis.fps:.1f} fps, {analysis.frames_analyzed} analysed, "
                f"{len(table)} face detections.")
+    if analysis.error:
+        st.warning(f"The analysis {analysis.error}. The results below cover the frames before it.")
     if table.empty:
         st.warning("No face was found in the analysed frames.")
     else:

@@ -92,3 +92,24 @@ def test_video_page_with_a_broken_clip(tiny_model_env):
     at.button[0].click().run()
     assert not at.exception
     assert "clip.mp4" in at.error[0].value
+
+
+def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, astronaut_clip, monkeypatch):
+    import fer_core.video
+
+    real, calls = fer_core.video.analyze_image, []
+
+    def third_frame_fails(image, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("odd frame")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.video, "analyze_image", third_frame_fails)
+    at = upload(run_page(VIDEO), "astronaut.mp4", astronaut_clip.read_bytes(), "video/mp4")
+    at.sidebar.slider[0].set_value(2).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("4 frames read at 10.0 fps, 2 analysed, 2 face detections")
+    assert at.warning[0].value.startswith("The analysis stopped at frame 4 (t = 0.40 s): unexpected ValueError")
+    assert len(at.get("plotly_chart")) == 2

@@ -54,10 +54,95 @@ def test_not_a_video_is_a_video_error(tiny_recognizer, tmp_path):
         analyze_video_upload(b"not a video", "holiday.mov", tiny_recognizer)
 
 
+class StreamBreakingAfter:
+    """A PyAV input container whose stream breaks (FFmpeg reports invalid data) after ``frames`` frames."""
+
+    def __init__(self, container, frames: int):
+        self.container, self.frames = container, frames
+        self.streams = container.streams
+
+    def decode(self, stream):
+        for i, frame in enumerate(self.container.decode(stream)):
+            if i == self.frames:
+                raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield frame
+
+    def close(self):
+        self.container.close()
+
+
+def test_a_stream_broken_midway_keeps_the_frames_before_it(tiny_recognizer, astronaut_clip, monkeypatch, tmp_path):
+    import fer_core.video
+
+    real_open = fer_core.video._open_input
+    monkeypatch.setattr(fer_core.video, "_open_input", lambda path: StreamBreakingAfter(real_open(path), 7))
+    out = tmp_path / "annotated.mp4"
+    result = analyze_video(astronaut_clip, tiny_recognizer, every=3, annotate_path=out)
+    assert result.frames_read == 7 and result.to_frame()["frame"].tolist() == [0, 3, 6]
+    assert result.error == "stopped at frame 7 (t = 0.70 s): decoding failed ([Errno 1094995529] Invalid data " \
+                           "found when processing input)"
+    assert count_frames(out) == 7  # the annotated copy is closed properly, up to the break
+
+
+@pytest.fixture
+def bad_fourth_frame(monkeypatch):
+    """The analysis of the 4th analysed frame raises, as a bug on an odd frame would."""
+    import fer_core.video
+
+    real, calls = fer_core.video.analyze_image, []
+
+    def analyze_image(image, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise ValueError("odd frame")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.video, "analyze_image", analyze_image)
+
+
+def test_a_bad_frame_keeps_what_was_analysed(tiny_recognizer, astronaut_clip, bad_fourth_frame):
+    result = analyze_video(astronaut_clip, tiny_recognizer, every=2)
+    assert result.to_frame()["frame"].tolist() == [0, 2, 4]
+    assert result.error == "stopped at frame 6 (t = 0.60 s): unexpected ValueError: odd frame"
+
+
+def test_video_cli_reports_where_it_stopped_and_still_writes_the_csv(tiny_model_path, astronaut_clip, tmp_path,
+                                                                     capsys, bad_fourth_frame):
+    table = tmp_path / "faces.csv"
+    code = main(["video", str(astronaut_clip), "--csv", str(table), "--every", "1", "--model", str(tiny_model_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"error: {astronaut_clip}: stopped at frame 3 (t = 0.30 s): unexpected ValueError: odd frame" in captured.err
+    with open(table) as f:
+        assert [int(r["frame"]) for r in csv.DictReader(f)] == [0, 1, 2]
+    assert "3 frames" in captured.out and "stopped early" in captured.out
+
+
+def test_a_truncated_clip_gives_the_frames_it_holds(tiny_recognizer, tmp_path):
+    clip = tmp_path / "clip.mkv"  # Matroska: readable up to where it was cut (MP4 keeps its index at the end)
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(30):
+            frame = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    result = analyze_video(clip, tiny_recognizer, every=1)
+    assert 0 < result.frames_read < 30
+
+
 def test_video_upload_returns_the_annotated_mp4_bytes(tiny_recognizer, astronaut_clip):
     result = analyze_video_upload(astronaut_clip.read_bytes(), "astronaut.mp4", tiny_recognizer, every=5)
     assert result.analysis.frames_analyzed == 2 and result.analysis.annotated_path is None
     assert result.annotated_mp4[4:8] == b"ftyp"  # an MP4 file
+
+
+def test_annotated_writer_takes_one_pixel_frames(tmp_path):
+    writer = AnnotatedWriter(tmp_path / "out.mp4", fps=5)
+    writer.write(np.zeros((1, 1, 3), np.uint8))  # yuv420p needs 2×2 at least: 0×0 used to fail
+    writer.close()
+    assert count_frames(tmp_path / "out.mp4") == 1
 
 
 def test_annotated_writer_keeps_the_first_frame_size(tmp_path):
