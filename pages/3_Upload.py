@@ -1,16 +1,19 @@
-"""Upload page: find every face in a photo, classify its expression, download the results."""
+"""Upload page: find every face in one or more photos, classify its expression, download the results."""
 
 from __future__ import annotations
+
+import logging
 
 import streamlit as st
 
 from fer_core.charts import emotion_bars
 from fer_core.explain import grad_cam, overlay_heatmap
-from fer_core.images import IMAGE_TYPES, ImageError
+from fer_core.images import IMAGE_TYPES, ImageError, failure_reason
 from fer_core.ui import cached_recognizer, model_picker, recognizer_or_error
 from fer_core.upload import ImageAnalysis, analyze_upload
 
 FACES_PER_ROW = 3
+LOGGER = logging.getLogger("fer_core.pages.upload")
 
 st.set_page_config(page_title="Upload · Facial expressions", page_icon=":material/add_photo_alternate:", layout="wide")
 st.title("Upload a photo")
@@ -32,7 +35,7 @@ def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: 
     return analyze_upload(data, name, cached_recognizer(model), tta=tta, whole_image=whole_image)
 
 
-def show_faces(analysis: ImageAnalysis, recognizer) -> None:
+def show_faces(analysis: ImageAnalysis, recognizer, key: str) -> None:
     crops = analysis.face_crops() if cam else None
     for start in range(0, len(analysis.results), FACES_PER_ROW):
         columns = st.columns(FACES_PER_ROW)
@@ -43,53 +46,83 @@ def show_faces(analysis: ImageAnalysis, recognizer) -> None:
                     heatmap, _ = grad_cam(recognizer.model, crops[result.index], recognizer.labels.index(result.label))
                     st.image(overlay_heatmap(crops[result.index], heatmap, scale=3),
                              caption=f"Grad-CAM for {result.label}", width=144)
-                st.plotly_chart(emotion_bars(result.probabilities), width="stretch", key=f"face_{result.index}")
+                st.plotly_chart(emotion_bars(result.probabilities), width="stretch", key=f"face_{key}_{result.index}")
 
 
-def show_downloads(analysis: ImageAnalysis) -> None:
+def show_downloads(analysis: ImageAnalysis, key: str) -> None:
     png, csv, js = st.columns(3)
     # The full-size PNG is encoded only when asked for: that takes a while for a large photo.
     png.download_button("Annotated image (PNG)", lambda: analysis.annotated_png(emoji, bars),
-                        file_name=analysis.download_name("annotated.png"), mime="image/png", on_click="ignore")
+                        file_name=analysis.download_name("annotated.png"), mime="image/png", on_click="ignore",
+                        key=f"png_{key}")
     csv.download_button("Results (CSV)", analysis.csv(), file_name=analysis.download_name("faces.csv"), mime="text/csv",
-                        on_click="ignore")
+                        on_click="ignore", key=f"csv_{key}")
     js.download_button("Results (JSON)", analysis.json(), file_name=analysis.download_name("faces.json"),
-                       mime="application/json", on_click="ignore")
+                       mime="application/json", on_click="ignore", key=f"json_{key}")
 
 
 def offer_whole_image(analysis: ImageAnalysis, state_key: str) -> None:
     st.warning(f"No face found in {analysis.name}. The detector looks for frontal faces at least 40 pixels wide.")
     st.image(analysis.image[:, :, ::-1], caption=analysis.name, width="content")
     st.button("Classify the whole image as one face", help="For pictures that are already a cropped face.",
-              on_click=lambda: st.session_state.update({state_key: True}))
+              on_click=lambda: st.session_state.update({state_key: True}), key=f"button_{state_key}")
 
 
-upload = st.file_uploader("Photo", type=list(IMAGE_TYPES), help="JPEG, PNG, WebP, BMP or GIF (first frame).")
+def analyse(upload) -> ImageAnalysis | str:
+    """The analysis of one uploaded file, or one line saying why it cannot be used: a bad file
+    among several must not cost the others their results."""
+    try:
+        return cached_analysis(upload.getvalue(), upload.name, str(model_path), tta,
+                               st.session_state.get(f"whole_image_{upload.file_id}", False))
+    except ImageError as exc:
+        return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)}"
+    except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on
+        LOGGER.exception("analysis of the upload %r failed", upload.name)
+        return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)} (logged on the server)"
+
+
+def show_analysis(analysis: ImageAnalysis, key: str) -> None:
+    """One file's results; should drawing them fail, the message stands in for this file alone."""
+    try:
+        show_results(analysis, key)
+    except Exception as exc:  # noqa: BLE001 - the other files' results stay on the page
+        LOGGER.exception("showing the results of %r failed", analysis.name)
+        st.error(f"Cannot show the results of {analysis.name}: {failure_reason(analysis.name, exc)} "
+                 "(logged on the server)")
+
+
+def show_results(analysis: ImageAnalysis, key: str) -> None:
+    if not analysis.results:
+        offer_whole_image(analysis, f"whole_image_{key}")
+        return
+    if analysis.whole_image:
+        st.info("No face was detected, so the whole image was classified as one face.")
+    count = len(analysis.results)
+    st.image(analysis.preview(emoji, bars), width="content",
+             caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
+    show_faces(analysis, recognizer, key)
+    st.subheader("Results")
+    st.dataframe(analysis.table(), hide_index=True, width="stretch")
+    show_downloads(analysis, key)
+
+
+uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
+                           help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed one by one.")
 recognizer = recognizer_or_error(model_path)
-if upload is None:
+if not uploads:
     st.info("Upload a photo with one or more faces.")
     st.stop()
 if recognizer is None:
     st.stop()
 
-whole_key = f"whole_image_{upload.file_id}"
-try:
-    analysis = cached_analysis(upload.getvalue(), upload.name, str(model_path), tta,
-                               st.session_state.get(whole_key, False))
-except ImageError as exc:
-    st.error(f"Cannot use this file. {exc}")
-    st.stop()
-
-if not analysis.results:
-    offer_whole_image(analysis, whole_key)
-    st.stop()
-
-if analysis.whole_image:
-    st.info("No face was detected, so the whole image was classified as one face.")
-count = len(analysis.results)
-st.image(analysis.preview(emoji, bars), width="content",
-         caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
-show_faces(analysis, recognizer)
-st.subheader("Results")
-st.dataframe(analysis.table(), hide_index=True, width="stretch")
-show_downloads(analysis)
+outcomes = [(upload, analyse(upload)) for upload in uploads]
+failed = sum(isinstance(outcome, str) for _, outcome in outcomes)
+if len(outcomes) > 1:
+    st.caption(f"{len(outcomes)} files: {len(outcomes) - failed} analysed, {failed} could not be used.")
+for upload, outcome in outcomes:
+    if len(outcomes) > 1:
+        st.subheader(upload.name, divider="gray")
+    if isinstance(outcome, str):
+        st.error(outcome)
+    else:
+        show_analysis(outcome, upload.file_id)

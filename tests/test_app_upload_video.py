@@ -113,3 +113,44 @@ def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, a
     assert at.success[0].value.startswith("4 frames read at 10.0 fps, 2 analysed, 2 face detections")
     assert at.warning[0].value.startswith("The analysis stopped at frame 4 (t = 0.40 s): unexpected ValueError")
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_upload_page_with_several_files_reports_each_bad_one_and_shows_the_rest(tiny_model_env, astronaut_path,
+                                                                             monkeypatch):
+    import fer_core.upload
+
+    real = fer_core.upload.analyze_image
+
+    def fails_on_33_pixels(image, *args, **kwargs):
+        if image.shape[:2] == (33, 33):
+            raise RuntimeError("boom")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.upload, "analyze_image", fails_on_33_pixels)
+    bug = cv2.imencode(".png", np.full((33, 33, 3), 90, np.uint8))[1].tobytes()
+    photo = astronaut_path.read_bytes()
+    at = run_page(UPLOAD)
+    assert at.file_uploader[0].accept_multiple_files
+    at.file_uploader[0].set_value([("astronaut.png", photo, "image/png"), ("empty.jpg", b"", "image/jpeg"),
+                                   ("bug.png", bug, "image/png"), ("again.png", photo, "image/png")]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.caption[-1].value == "4 files: 2 analysed, 2 could not be used."
+    assert [s.value for s in at.subheader if s.value != "Results"] == ["astronaut.png", "empty.jpg", "bug.png",
+                                                                      "again.png"]
+    assert [e.value for e in at.error] == ["Cannot use empty.jpg: the file is empty (0 bytes)",
+                                          "Cannot use bug.png: unexpected RuntimeError: boom (logged on the server)"]
+    assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2
+    assert len(at.get("download_button")) == 6
+
+
+def test_upload_page_offers_whole_image_per_faceless_file(tiny_model_env):
+    walls = [(f"wall{i}.png", cv2.imencode(".png", np.full((64, 64, 3), 100 + i, np.uint8))[1].tobytes(), "image/png")
+             for i in (1, 2)]
+    at = run_page(UPLOAD)
+    at.file_uploader[0].set_value(walls).run()
+    assert not at.exception
+    assert [w.value.split(".")[0] for w in at.warning] == ["No face found in wall1", "No face found in wall2"]
+    at.button[1].click().run()  # only the second file, classified whole
+    assert not at.exception
+    assert [w.value.split(".")[0] for w in at.warning] == ["No face found in wall1"]
+    assert "whole image was classified" in at.info[0].value and len(at.get("plotly_chart")) == 1
