@@ -243,18 +243,44 @@ def _parse_one_row(row: str | None, n_pixels: int) -> tuple[np.ndarray | None, s
     return values.astype(np.uint8), None
 
 
-def _read_kaggle_table(path: Path) -> "pa.Table":
-    """The CSV with every column as text: Arrow's multi-threaded reader when it copes, else pandas'."""
-    import pandas as pd
+def _read_kaggle_table(path: Path) -> tuple["pa.Table", dict[int, str]]:
+    """The CSV with every column as text, and the rows (0-based, header excluded) that could not be
+    split into the header's columns, with the reason. Arrow's multi-threaded reader does the work;
+    a file it refuses (e.g. a row with an extra field) is read row by row instead."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     try:
         table = pa_csv.read_csv(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. ragged rows: pandas says what is wrong
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    return pa.table({name: _as_text(column) for name, column in zip(table.column_names, table.columns)})
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _read_ragged_csv(path)
+    return pa.table({name: _as_text(column) for name, column in zip(table.column_names, table.columns)}), {}
+
+
+def _read_ragged_csv(path: Path) -> tuple["pa.Table", dict[int, str]]:
+    """Python's CSV reader, row by row: a row with the wrong number of fields becomes an empty row
+    (so that later rows keep their numbers) and is reported, instead of failing the whole file."""
+    import csv
+    import gzip
+
+    import pyarrow as pa
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise DataError(f"{path}: not a readable CSV (no header row)")
+        rows, bad = [], {}
+        for fields in reader:
+            if not fields:  # a blank line is no row at all, as in Arrow and pandas
+                continue
+            if len(fields) != len(header):
+                bad[len(rows)] = f"{len(fields)} fields, expected {len(header)}"
+                fields = [""] * len(header)
+            rows.append(fields)
+    columns = list(zip(*rows)) if rows else [()] * len(header)
+    return pa.table({name: pa.array(column, pa.string()) for name, column in zip(header, columns)}), bad
 
 
 def _as_text(column: "pa.ChunkedArray") -> "pa.ChunkedArray":
@@ -274,14 +300,16 @@ def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult
     the row, unless ``skip_bad_rows`` is set: then they are left out and listed in ``skipped``.
     Rows are numbered as in a spreadsheet: the header is row 1, the first face row 2.
     """
+    import csv
+
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        table = _read_kaggle_table(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        table, bad_shape = _read_kaggle_table(path)
+    except (csv.Error, UnicodeDecodeError, EOFError, OSError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from exc
     columns = {name.strip().lower(): name for name in table.column_names}
     missing = [c for c in ("emotion", "pixels") if c not in columns]
@@ -291,6 +319,7 @@ def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult
             f"found {','.join(name.strip() for name in table.column_names)}"
         )
     pixels, bad = parse_pixel_strings(table.column(columns["pixels"]))
+    bad.update(bad_shape)  # the row's own fault, rather than what its empty placeholder looks like
     emotion_text = table.column(columns["emotion"]).to_pandas()
     emotion = pd.to_numeric(emotion_text.str.strip(), errors="coerce")
     bad_label = ~emotion.isin(range(len(FER_LABELS))).to_numpy()

@@ -97,6 +97,45 @@ def test_malformed_rows_are_named_by_row(tmp_path):
     }
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_rows_with_the_wrong_number_of_fields_are_named_and_skipped(tmp_path, suffix):
+    # Arrow refuses the whole file over one such row; it used to end the load with "not a readable CSV".
+    text = ("emotion,pixels,Usage\n"
+            f"3,{_face_row()},Training\n"
+            f"4,{_face_row()},Training,extra\n"  # row 3
+            f"5,{_face_row(9)}\n"  # row 4
+            "\n"
+            f"6,{_face_row(200)},PublicTest\n")
+    path = tmp_path / f"ragged{suffix}"
+    path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    with pytest.raises(DataError, match="row 3: 4 fields, expected 3"):
+        load_csv(path)
+    result = load_csv(path, skip_bad_rows=True)
+    assert result.data.labels.tolist() == [3, 6] and result.data.sources.tolist() == ["row 2", "row 5"]
+    assert result.data.splits.tolist() == ["Training", "PublicTest"]
+    assert {s.source: s.reason for s in result.skipped} == {f"{path.name} row 3": "4 fields, expected 3",
+                                                           f"{path.name} row 4": "2 fields, expected 3"}
+
+
+def test_empty_csv_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match="empty.csv: not a readable CSV"):
+        load_csv(tmp_path / "empty.csv", skip_bad_rows=True)
+
+
+def test_empty_and_fake_jpegs_among_real_faces_are_named_and_skipped(real_tree):
+    happy = real_tree / "train" / "happy"
+    (happy / "zero_bytes.jpg").write_bytes(b"")
+    (happy / "really_text.jpg").write_text("I am not a JPEG")
+    (happy / "truncated.jpg").write_bytes(next(happy.glob("*.jpg")).read_bytes()[:40])
+    result = load_folder(real_tree)
+    assert len(result.data) == 2 * 7 * 4  # every real face is still there
+    reasons = {Path(s.source).name: s.reason for s in result.skipped}
+    assert reasons == {"zero_bytes.jpg": "unreadable or not an image", "really_text.jpg": "unreadable or not an image",
+                       "truncated.jpg": "unreadable or not an image"}
+    assert all(str(happy) in s.source for s in result.skipped)
+
+
 def test_csv_with_wrong_columns_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("label,data\n1,2\n")
