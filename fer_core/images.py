@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,7 +121,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """:func:`decode_image` of a file; a missing or unreadable file is an :class:`ImageError` too."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would be read for ever
+            raise ImageError(f"{path}: not a regular file")
+        size = info.st_size
         if size > MAX_BYTES:
             raise ImageError(f"{path}: {size / 2**20:.0f} MB is too large (limit {MAX_BYTES // 2**20} MB)")
         data = path.read_bytes()

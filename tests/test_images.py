@@ -122,6 +122,13 @@ def test_read_image_reports_missing_files(tmp_path):
         read_image(tmp_path / "missing.jpg")
 
 
+def test_read_image_refuses_what_is_not_a_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")  # reading it would block for ever
+    for path in (tmp_path / "pipe.jpg", tmp_path, "/dev/zero"):
+        with pytest.raises(ImageError, match="not a regular file"):
+            read_image(path)
+
+
 def test_png_round_trip(photo):
     image = decode_image(encoded(photo, "PNG"), "a.png")
     assert np.array_equal(decode_image(encode_png(image), "b.png"), image)
