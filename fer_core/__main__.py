@@ -7,6 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import RecordWriter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -133,7 +137,7 @@ class TextWriter:
         sys.stdout.flush()
 
 
-def _record_writer(args: argparse.Namespace, labels: tuple[str, ...]):
+def _record_writer(args: argparse.Namespace, labels: tuple[str, ...]) -> "RecordWriter":
     from .results import CsvWriter, JsonLinesWriter, JsonListWriter
 
     if args.jsonl:
@@ -173,7 +177,8 @@ def _predict_file(path: Path, recognizer, args: argparse.Namespace, written: set
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Every input gets a record, in input order: the faces found, or the reason it could not be used.
+    """Every input gets a record (paths that do not exist first, then the files found, in order):
+    the faces found, or the reason it could not be used.
 
     A failure of one file, whatever it is, is reported (``error: FILE: reason`` on stderr and a
     record with ``status: error``) and the run goes on; the exit code is 1 when any input failed.
