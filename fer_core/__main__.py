@@ -203,6 +203,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"error: {path}: {reason}", file=sys.stderr, flush=True)
         writer.write(error_record(path, reason))
 
+    done = 0
     try:
         for path in missing:
             fail(str(path), "no such file or folder")
@@ -213,9 +214,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if args.verbose:
                     traceback.print_exc()
                 fail(str(path), failure_reason(str(path), exc))
-                continue
-            faceless += not results
-            writer.write(image_record(str(path), results))
+            else:
+                faceless += not results
+                writer.write(image_record(str(path), results))
+            done += 1
+    except KeyboardInterrupt:
+        print(f"interrupted after {done} of {len(files)} file(s); the results printed so far are complete",
+              file=sys.stderr)
+        return 130
     finally:
         writer.close()  # the JSON list is printed even when the run is interrupted
     if faceless:
