@@ -95,7 +95,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_faces, report_text
     from .recognizer import EmotionRecognizer
 
-    recognizer = EmotionRecognizer(args.model)
+    recognizer = EmotionRecognizer(args.model).for_scheme(args.scheme)
     loaded = load_dataset(args.data, skip_bad_rows=True)
     for s in loaded.skipped:
         print(f"skipped {s}", file=sys.stderr)
@@ -190,7 +190,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .results import error_record, image_record
 
     files, missing = find_images(args.paths)
-    recognizer = EmotionRecognizer(args.model)
+    recognizer = EmotionRecognizer(args.model).for_scheme(args.scheme)
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
     writer = _record_writer(args, recognizer.labels)
@@ -253,7 +253,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from .recognizer import EmotionRecognizer
     from .video import VideoError, analyze_video
 
-    recognizer = EmotionRecognizer(args.model)
+    recognizer = EmotionRecognizer(args.model).for_scheme(args.scheme)
     try:
         analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=args.annotate,
                                  progress=_progress_printer(), tta=not args.no_tta, max_seconds=args.max_seconds,
@@ -288,6 +288,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     dest = publish(args.run, args.data, args.name, face_crop=face_crop_card(), blur_candidates=tuple(args.input_blur))
     print(f"published {dest} with its card, history and evaluation")
+    return 0
+
+
+def cmd_remeasure(args: argparse.Namespace) -> int:
+    from .publish import remeasure
+
+    for model in args.models:
+        print(f"measured {remeasure(model, args.data)} again: card, evaluation and views rewritten")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from .crop import face_crop_card
+    from .publish import publish_ensemble
+
+    dest = publish_ensemble(args.members, args.data, args.name, face_crop=face_crop_card())
+    print(f"published {dest}: {len(args.members)} members averaged, with its card and evaluation")
     return 0
 
 
@@ -347,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
+    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
+                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("publish", parents=[common],
@@ -358,6 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input-blur sigmas to try on the validation faces (0 = none; the best is kept; "
                         f"default: {' '.join(f'{v:g}' for v in BLUR_CANDIDATES)})")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("remeasure", parents=[common],
+                       help="measure published models again on the validation faces (keeps training records)")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="published .keras models")
+    p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
+    p.set_defaults(func=cmd_remeasure)
+
+    p = sub.add_parser("ensemble", parents=[common],
+                       help="average published models into one model file (models/NAME.keras + card, evaluation)")
+    p.add_argument("members", nargs="+", metavar="MODEL", help="published .keras models with the same classes")
+    p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
+    p.add_argument("--name", required=True, help="model name in models/")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("predict", parents=[common], help="find the faces in images and classify their emotions")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (searched recursively)")
@@ -374,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no face detection: classify each image as one face (for already cropped faces)")
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
+                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("video", parents=[common], help="emotions over time in a video clip (every Nth frame)")
@@ -385,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds of the clip")
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
+                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_video)
     return parser
 

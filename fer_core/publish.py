@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import fit_temperature
-from .card import MODELS_DIR, write_card
+from .card import MODELS_DIR, card_scheme, write_card
 from .data import FaceData, load_dataset
 from .evaluate import (
     choose_threshold,
@@ -167,6 +167,21 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
     return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
 
 
+def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop: dict | None = None) -> Path:
+    """Measure a shipped model again (temperature, figures, views, evaluation files), keeping what
+    its card says of its training, members and input blur: for cards written before a figure existed."""
+    from .card import read_card
+
+    model_path = Path(model_path)
+    card = read_card(model_path)
+    if "metrics" not in card:
+        raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
+    about = {key: card[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
+             if key in card}
+    return measure_and_write_card(model_path, data, card_scheme(card), about,
+                                  face_crop if face_crop is not None else card.get("face_crop"), blur_candidates=(0.0,))
+
+
 def member_summary(model_path: Path) -> dict:
     """What an ensemble's card says of a member: its file, card metrics and training command."""
     from .card import read_card
@@ -205,7 +220,18 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
     y = scheme.map_fer(validation.labels)
     keep = y >= 0
     faces, y, validation = validation.images[keep], y[keep], validation.subset(keep)
-    blur_sigma, accuracy_by_blur = choose_input_blur(dest, faces, y, blur_candidates)
+    if "input_blur" in about:  # already inside the model: keep the record of how it was chosen
+        input_blur = about["input_blur"]
+    else:
+        sigma, accuracy_by_blur = choose_input_blur(dest, faces, y, blur_candidates)
+        input_blur = {
+            "sigma": sigma,
+            "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
+                   "like what the net learned on (members of an ensemble carry their own)",
+            "selected_on": "PublicTest",
+            "validation_accuracy_by_sigma": accuracy_by_blur,
+        }
+    blur_sigma = input_blur["sigma"]
     recognizer = EmotionRecognizer(dest)
     raw_tta = recognizer.raw_probabilities(faces, tta=True)
     raw_plain = recognizer.raw_probabilities(faces, tta=False)
@@ -242,13 +268,7 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
         "preprocessing": "48×48 grayscale face crop, raw 0–255 values; inside the model: "
                          + (f"a 3×3 Gaussian blur (sigma {blur_sigma:g}), then " if blur_sigma else "")
                          + "rescaling to 0–1",
-        "input_blur": {
-            "sigma": blur_sigma,
-            "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
-                   "like what the net learned on (members of an ensemble carry their own)",
-            "selected_on": "PublicTest",
-            "validation_accuracy_by_sigma": accuracy_by_blur,
-        },
+        "input_blur": input_blur,
         "tta": "hflip",
         "tta_description": "average of the face and its mirror image",
         "temperature": temperature,

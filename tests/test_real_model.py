@@ -54,3 +54,29 @@ def test_temperature_fitted_on_half_the_validation_faces_calibrates_the_other_ha
     before = expected_calibration_error(raw[held], y[held])
     after = expected_calibration_error(apply_temperature(raw[held], temperature), y[held])
     assert after < before, (temperature, before, after)
+
+
+def test_predict_cli_smile_view_finds_the_astronaut_smiling(astronaut_path, capsys):
+    from fer_core.__main__ import main
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no model at {path}")
+    code = main(["predict", str(astronaut_path), "--scheme", "smile", "--json"])
+    records = __import__("json").loads(capsys.readouterr().out)
+    assert code == 0
+    face = records[0]["faces"][0]
+    assert set(face["probabilities"]) == {"not_happy", "happy"} and face["label"] == "happy"
+
+
+def test_evaluate_cli_smile_view(fer_dir, capsys):
+    from fer_core.__main__ import main
+
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no model at {path}")
+    code = main(["evaluate", "--data", str(fer_dir / "validation"), "--scheme", "smile", "--json", "/dev/null"])
+    out = capsys.readouterr().out
+    assert code == 0 and "not_happy" in out and "happy" in out
+    accuracy = float(out.split()[1])
+    assert accuracy > 0.85  # always "not happy" would score 1 - 895/3589 = 0.75

@@ -310,3 +310,18 @@ def test_projection_refuses_a_scheme_it_cannot_fill():
     assert projection_matrix(FER6, SMILE)[:, 1].tolist() == [0, 0, 1, 0, 0, 0]
     with pytest.raises(ValueError, match="splits"):
         projection_matrix(SMILE, FER7)
+
+
+def test_remeasure_keeps_the_training_record_and_adds_views(trained_run, small_tree, tmp_path):
+    from fer_core.publish import remeasure
+
+    dest = publish(trained_run, small_tree, "again", models_dir=tmp_path)
+    card = json.loads(dest.with_suffix(".json").read_text())
+    del card["views"]
+    card["training"]["command"] = "the recorded command"
+    dest.with_suffix(".json").write_text(json.dumps(card))
+    remeasure(dest, small_tree)
+    again = json.loads(dest.with_suffix(".json").read_text())
+    assert again["training"]["command"] == "the recorded command"
+    assert again["input_blur"] == card["input_blur"]
+    assert again["metrics"] == card["metrics"] and "smile" in again["views"]
