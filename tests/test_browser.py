@@ -169,8 +169,11 @@ def photo_variants(astronaut_path: Path, folder: Path) -> list[Path]:
 
 
 def upload_results(page, labels) -> list[list[float]]:
-    """After an upload: wait for the chart, then the probabilities of the results CSV."""
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    """After an upload: wait for the chart (failing with the page's message if an error comes
+    instead), then the probabilities of the results CSV."""
+    chart, error = page.locator('[data-testid="stPlotlyChart"]'), page.locator('[data-testid="stAlertContentError"]')
+    chart.or_(error).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    assert not error.count(), error.first.inner_text()
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=PAGE_TIMEOUT_MS)
     return probabilities(download_csv(page), labels)
 
