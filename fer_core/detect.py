@@ -12,6 +12,9 @@ Boxes are scaled back to the pixels of the image given.
 from __future__ import annotations
 
 import os
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -74,9 +77,8 @@ def cascade_path() -> Path:
     return Path(folder) / CASCADE_FILE
 
 
-@lru_cache(maxsize=4)
 def load_cascade(path: str) -> "cv2.CascadeClassifier":
-    """The cascade at ``path``, loaded once per process (loading parses a 1 MB XML file)."""
+    """A new cascade read from ``path`` (parses a 1 MB XML file; see :class:`CascadePool`)."""
     import cv2
 
     if not hasattr(cv2, "CascadeClassifier"):
@@ -110,12 +112,45 @@ def clip_box(box: Box, width: int, height: int) -> Box | None:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+class CascadePool:
+    """Cascades for one file, lent to one caller at a time.
+
+    ``cv2.CascadeClassifier.detectMultiScale`` is not thread-safe: two threads in the same object
+    raise ``(-215) ... getScaleData`` or get wrong boxes. Each concurrent caller borrows its own
+    copy; copies are made only when all are busy and are kept for reuse, so there are as many as
+    the most callers ever at once.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._free.put(load_cascade(path))  # fails early on a missing or corrupt file
+
+    @contextmanager
+    def borrowed(self) -> Iterator["cv2.CascadeClassifier"]:
+        try:
+            cascade = self._free.get_nowait()
+        except queue.Empty:
+            cascade = load_cascade(self.path)
+        try:
+            yield cascade
+        finally:
+            self._free.put(cascade)
+
+
+@lru_cache(maxsize=4)
+def cascade_pool(path: str) -> CascadePool:
+    """The process's pool for a cascade file."""
+    return CascadePool(path)
+
+
 class FaceDetector:
-    """Finds frontal faces; one instance can be shared (OpenCV's cascade is thread-safe to call)."""
+    """Finds frontal faces; one instance can be shared between threads (each detection borrows its
+    own cascade from the file's :class:`CascadePool`)."""
 
     def __init__(self, settings: DetectorSettings = PHOTO_SETTINGS, cascade_file: str | os.PathLike | None = None):
         self.settings = settings
-        self.cascade = load_cascade(str(cascade_file or cascade_path()))
+        self.cascades = cascade_pool(str(cascade_file or cascade_path()))
 
     def detect(self, image: np.ndarray) -> list[Box]:
         """Face boxes ``(x, y, w, h)`` in pixels of ``image`` (gray, BGR or BGRA), left to right."""
@@ -130,13 +165,14 @@ class FaceDetector:
             # leave zero pixels on its short side, which cv2.resize refuses.
             return []
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        found = self.cascade.detectMultiScale(
-            small,  # no histogram equalisation: the cascade normalises each window, and a global
-            # equalisation of a picture with a large flat area washes out the face (measured)
-            scaleFactor=self.settings.scale_factor,
-            minNeighbors=self.settings.min_neighbors,
-            minSize=(min_side, min_side),
-        )
+        with self.cascades.borrowed() as cascade:
+            found = cascade.detectMultiScale(
+                small,  # no histogram equalisation: the cascade normalises each window, and a global
+                # equalisation of a picture with a large flat area washes out the face
+                scaleFactor=self.settings.scale_factor,
+                minNeighbors=self.settings.min_neighbors,
+                minSize=(min_side, min_side),
+            )
         boxes = []
         for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
             box = clip_box((round(x), round(y), round(w), round(h)), width, height)
