@@ -14,12 +14,28 @@ from .labels import FER7, LabelScheme
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL_NAME = "vgg_compact_fer7.keras"
+# Two shipped models: the accurate one for photos, videos, explanations and the CLIs, and a fast
+# one for the live camera, where every frame counts.
+DEFAULT_MODEL_NAME = "vgg_ensemble_fer7.keras"
+FAST_MODEL_NAME = "vgg_compact_fer7.keras"
 
 
 def default_model_path() -> Path:
-    """The model the app and CLIs use unless told otherwise: ``$FER_MODEL`` or the shipped one."""
-    return Path(os.environ.get("FER_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The model the app and CLIs use unless told otherwise: ``$FER_MODEL``, else the shipped accurate
+    model (the fast one where the accurate one is absent)."""
+    if "FER_MODEL" in os.environ:
+        return Path(os.environ["FER_MODEL"])
+    accurate = MODELS_DIR / DEFAULT_MODEL_NAME
+    return accurate if accurate.is_file() else MODELS_DIR / FAST_MODEL_NAME
+
+
+def fast_model_path() -> Path:
+    """The live camera's default: ``$FER_FAST_MODEL``, else the shipped fast model, else
+    :func:`default_model_path`."""
+    if "FER_FAST_MODEL" in os.environ:
+        return Path(os.environ["FER_FAST_MODEL"])
+    fast = MODELS_DIR / FAST_MODEL_NAME
+    return fast if fast.is_file() and "FER_MODEL" not in os.environ else default_model_path()
 
 
 def card_path(model_path: str | os.PathLike) -> Path:

@@ -120,16 +120,18 @@ def cached_recognizer(model_path: str):
     return EmotionRecognizer(model_path)
 
 
-def model_picker(key: str = "model") -> Path | None:
-    """Sidebar selector over ``models/*.keras`` (default first); ``None`` with a message if there is none."""
+def model_picker(key: str = "model", default: Path | None = None) -> Path | None:
+    """Sidebar selector over ``models/*.keras``, preselecting ``default`` (the accurate model unless
+    told otherwise); ``None`` with a message if there is none."""
     models = list_models()
-    default = default_model_path()
+    default = default or default_model_path()
     if default.is_file() and default not in models:
         models.insert(0, default)
     if not models:
         st.sidebar.warning("No model in models/. Train one: python -m fer_core train --help")
         return None
-    choice = st.sidebar.selectbox("Model", models, format_func=lambda p: Path(p).stem, key=key)
+    index = models.index(default) if default in models else 0
+    choice = st.sidebar.selectbox("Model", models, index=index, format_func=lambda p: Path(p).stem, key=key)
     return Path(choice)
 
 

@@ -27,7 +27,6 @@ from fer_core.reports import (
 )
 from fer_core.ui import model_picker, recognizer_or_error
 
-st.set_page_config(page_title="Training · Facial expressions", page_icon=":material/monitoring:", layout="wide")
 st.title("Training")
 
 REGENERATE_HINT = "Regenerate with `python -m fer_core publish --run RUN_DIR --data PATH --name NAME`."

@@ -15,7 +15,6 @@ from fer_core.upload import ImageAnalysis, analyze_upload
 FACES_PER_ROW = 3
 LOGGER = logging.getLogger("fer_core.pages.upload")
 
-st.set_page_config(page_title="Upload · Facial expressions", page_icon=":material/add_photo_alternate:", layout="wide")
 st.title("Upload a photo")
 st.caption("Every frontal face is found, cropped like the 48×48 training faces and classified. "
            "Nothing is stored: the photo stays in this session.")

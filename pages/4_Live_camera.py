@@ -14,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from fer_core.card import fast_model_path
 from fer_core.charts import emotion_bars
 from fer_core.draw import color_hex
 from fer_core.ice import IceConfigError, configured_ice_servers, rtc_configuration
@@ -29,7 +30,7 @@ st.caption("Press START and allow the camera. Every face gets a number it keeps 
            "is averaged over time so that it does not flicker. Nothing is recorded or stored. Off localhost the "
            "browser only opens the camera over HTTPS.")
 
-model_path = model_picker()
+model_path = model_picker("live_model", default=fast_model_path())
 smoothing = st.sidebar.slider(
     "Label smoothing (seconds)", 0.0, 2.0, 0.5, 0.1,
     help="Time constant of the moving average of each face's probabilities: larger is steadier but slower to "

@@ -13,7 +13,6 @@ from fer_core.video import VideoError
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 
-st.set_page_config(page_title="Video · Facial expressions", page_icon=":material/movie:", layout="wide")
 st.title("Video")
 st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
            "frame the faces are numbered by size: face 1 is the largest (the main face).")
