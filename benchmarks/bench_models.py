@@ -1,0 +1,72 @@
+"""The shipped models side by side on this machine: batched faces/s, single-face latency and a full
+640×480 frame with one face (detect → crop → classify, frame detector settings, no TTA).
+
+Each repeat times every model in turn, so a change in the machine's load touches them alike; the
+CPU's vector flags and the load average are printed beside the figures, which compare only within
+one run. Usage: ``python benchmarks/bench_models.py [MODEL ...] [--repeats 30]`` (default: every
+model in models/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_inference import webcam_frame  # noqa: E402
+
+from fer_core.card import list_models  # noqa: E402
+from fer_core.detect import FRAME_SETTINGS, FaceDetector  # noqa: E402
+from fer_core.pipeline import analyze_image  # noqa: E402
+from fer_core.recognizer import EmotionRecognizer  # noqa: E402
+from fer_core.speed import machine_info  # noqa: E402
+
+
+def interleaved_ms(tasks: dict[str, callable], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms of each task, the tasks timed round-robin within every repeat."""
+    for fn in tasks.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, fn in tasks.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1000) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help="models to compare (default: every model in models/)")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+
+    paths = [Path(p) for p in args.models] or list_models()
+    recognizers = {p.stem: EmotionRecognizer(p) for p in paths}
+    faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
+    frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
+    print(f"machine: {machine_info().describe()}")
+    batched = interleaved_ms({n: (lambda r=r: r.predict_proba(faces, tta=False)) for n, r in recognizers.items()},
+                             max(5, args.repeats // 3))
+    single = interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:1], tta=False)) for n, r in recognizers.items()},
+                            args.repeats)
+    full = interleaved_ms({n: (lambda r=r: analyze_image(frame, r, detector, tta=False)) for n, r in recognizers.items()},
+                          args.repeats)
+    print(f"{'model':<28}{'params':>10}{'batch 256 faces/s':>19}{'single face ms':>16}{'640x480 frame ms':>18}")
+    for name, recognizer in recognizers.items():
+        print(f"{name:<28}{recognizer.model.count_params():>10,}{256 / batched[name] * 1000:>19,.0f}"
+              f"{single[name]:>16.2f}{full[name]:>18.2f}")
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
