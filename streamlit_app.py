@@ -1,7 +1,7 @@
 """Entry point of the facial-expression dashboard: one ``st.navigation`` router over the pages.
 
 The router owns the sidebar's titles and icons ("Home" first) and the wide layout; the pages in
-``pages/`` only draw their content. Every page runs through :func:`fer_core.ui.run_page_guarded`, so
+``pages/`` only draw their content. Every page runs through :func:`fer_core.app.ui.run_page_guarded`, so
 an exception in a page is logged on the server with its traceback and shown to the user as a
 message instead of a bare stack trace. Kept free of TensorFlow so the Home page opens at once.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.ui import HOME_PAGE, existing_pages, log_to_stderr, run_page_guarded
+from fer_core.app.ui import HOME_PAGE, existing_pages, log_to_stderr, run_page_guarded
 
 log_to_stderr()
 st.set_page_config(layout="wide")

@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_core.card import PROJECT_ROOT, default_model_path
-from fer_core.pipeline import analyze_image
-from fer_core.recognizer import EmotionRecognizer
+from fer_core.inference.pipeline import analyze_image
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 SHARED_DATA = Path(os.environ.get("FER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 PHOTO = SHARED_DATA / "photos" / "astronaut.png"

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fer_core.data import FaceData, load_csv, write_csv  # noqa: E402
+from fer_core.data import FaceData, load_csv, write_csv
 
 
 def build_csv(path: Path, rows: int, seed: int = 0) -> None:

@@ -17,19 +17,22 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_core.card import PROJECT_ROOT, default_model_path  # noqa: E402
-from fer_core.crop import crop_faces  # noqa: E402
-from fer_core.detect import FRAME_SETTINGS, DetectorSettings, FaceDetector, to_gray  # noqa: E402
-from fer_core.draw import annotate  # noqa: E402
-from fer_core.pipeline import analyze_image  # noqa: E402
-from fer_core.recognizer import EmotionRecognizer  # noqa: E402
+from fer_core.inference.crop import crop_faces
+from fer_core.inference.detect import (
+    FRAME_SETTINGS,
+    DetectorSettings,
+    FaceDetector,
+    to_gray,
+)
+from fer_core.inference.draw import annotate
+from fer_core.inference.pipeline import analyze_image
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
@@ -113,7 +116,8 @@ def sweep_detector(repeats: int) -> None:
     ms = detector_frame_ms(detectors, repeats)
     print("detector sweep on the 640x480 frame (median ms, faces found):")
     for settings, detector, t in zip(grid, detectors, ms):
-        print(f"  max_side {settings.max_side:>3}  scale_factor {settings.scale_factor:<4}  min_face {settings.min_face:>2}"
+        print(f"  max_side {settings.max_side:>3}  scale_factor {settings.scale_factor:<4}"
+              f"  min_face {settings.min_face:>2}"
               f"  {t:6.2f} ms  {len(detector.detect(frame))} face(s)")
 
 

@@ -13,10 +13,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parent.parent
 TRAIN_FACES = 28709
 
 
@@ -25,8 +23,7 @@ def measure(arch: str, precision: str, batches: int, batch_size: int) -> float:
     import keras
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
-    from fer_core.models import build_model
+    from fer_core.training.architectures import build_model
 
     keras.mixed_precision.set_global_policy(precision)
     model = build_model(arch, 7)

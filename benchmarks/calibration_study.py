@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_core.calibration import fit_temperature, negative_log_likelihood  # noqa: E402
-from fer_core.card import PROJECT_ROOT, default_model_path  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from fer_core.evaluate import expected_calibration_error  # noqa: E402
-from fer_core.recognizer import EmotionRecognizer, apply_temperature  # noqa: E402
+from fer_core.data import load_dataset
+from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
+from fer_core.model_card import PROJECT_ROOT, default_model_path
+from fer_core.training.calibration import fit_temperature, negative_log_likelihood
+from fer_core.training.metrics import expected_calibration_error
 
 OBJECTIVES = ("nll", "ece")
 
@@ -56,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     y = recognizer.scheme.map_fer(data.labels)
     probs = recognizer.raw_probabilities(data.images[y >= 0], tta=True)
     y = y[y >= 0]
-    print(f"model {recognizer.model_path}, {len(y)} validation faces, TTA, accuracy {np.mean(probs.argmax(1) == y):.2%}")
+    accuracy = np.mean(probs.argmax(1) == y)
+    print(f"model {recognizer.model_path}, {len(y)} validation faces, TTA, accuracy {accuracy:.2%}")
     print(f"{'T':>5} {'ECE':>7} {'NLL':>7}")
     for t in np.round(np.arange(0.7, 1.81, 0.05), 2):
         scaled = apply_temperature(probs, t)
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"no scaling: ECE {expected_calibration_error(probs, y):.2%}")
     for objective in OBJECTIVES:
         t = fit_temperature(probs, y, objective)
-        print(f"fitted on {objective.upper()}: T {t:.3f}, ECE {expected_calibration_error(apply_temperature(probs, t), y):.2%}"
+        ece = expected_calibration_error(apply_temperature(probs, t), y)
+        print(f"fitted on {objective.upper()}: T {t:.3f}, ECE {ece:.2%}"
               " (in-sample)")
     held = held_out_ece(probs, y, args.splits)
     print(f"held-out halves ({2 * args.splits} fits): ECE without scaling {held['none']:.2%}, "

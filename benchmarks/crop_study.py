@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_core.card import PROJECT_ROOT, default_model_path  # noqa: E402
-from fer_core.crop import FACE_MARGIN, crop_face, square_around  # noqa: E402
-from fer_core.data import FaceData, load_dataset  # noqa: E402
-from fer_core.detect import PHOTO_SETTINGS, Box, FaceDetector  # noqa: E402
-from fer_core.recognizer import EmotionRecognizer  # noqa: E402
+from fer_core.data import FaceData, load_dataset
+from fer_core.inference.crop import FACE_MARGIN, crop_face, square_around
+from fer_core.inference.detect import PHOTO_SETTINGS, Box, FaceDetector
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 CANVAS = (480, 640)  # height, width
 MARGINS = (-0.1, -0.05, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -72,7 +71,8 @@ def background(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(canvas, (0, 0), 12)
 
 
-def sample_faces(data: FaceData, recognizer: EmotionRecognizer, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_faces(data: FaceData, recognizer: EmotionRecognizer, per_class: int,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``per_class`` faces of each class of the recognizer's scheme, and their class indices."""
     rng = np.random.default_rng(seed)
     y = recognizer.scheme.map_fer(data.labels)
@@ -122,7 +122,7 @@ def box_offsets(trials: list[Trial]) -> str:
 def margin_rows(trials: list[Trial], images: list[np.ndarray], direct_correct: np.ndarray,
                 recognizer: EmotionRecognizer, tta: bool) -> list[dict]:
     """One row per margin. The crops of all canvases go to the recognizer in one batch: the same
-    crop → classify steps as :func:`fer_core.pipeline.classify_boxes`, without a call per canvas."""
+    crop → classify steps as :func:`fer_core.inference.pipeline.classify_boxes`, without a call per canvas."""
     hit = np.array([t.box is not None for t in trials])
     detected = [(t, image) for t, image in zip(trials, images) if t.box is not None]
     labels = np.array([t.label for t, _ in detected])
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         trials, images = run_trials(faces, labels, side, detector, rng, canvas)
         rows = margin_rows(trials, images, direct, recognizer, tta)
-        print_table(f"face pasted at {side}x{side} px ({box_offsets(trials)}; {time.perf_counter() - start:.0f} s)", rows)
+        elapsed = time.perf_counter() - start
+        print_table(f"face pasted at {side}x{side} px ({box_offsets(trials)}; {elapsed:.0f} s)", rows)
         for row in rows:
             all_rows[row["margin"]].append(row)
         print()

@@ -16,16 +16,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_inference import detector_frame_ms
+from crop_study import FACE_SIDES, background, iou, paste
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_inference import detector_frame_ms  # noqa: E402
-from crop_study import FACE_SIDES, background, iou, paste  # noqa: E402
-
-from fer_core.card import PROJECT_ROOT  # noqa: E402
-from fer_core.data import load_dataset  # noqa: E402
-from fer_core.detect import FRAME_SETTINGS, DetectorSettings, FaceDetector  # noqa: E402
+from fer_core.data import load_dataset
+from fer_core.inference.detect import FRAME_SETTINGS, DetectorSettings, FaceDetector
+from fer_core.model_card import PROJECT_ROOT
 
 CANDIDATES = [
     FRAME_SETTINGS,

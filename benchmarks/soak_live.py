@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fer_core.card import PROJECT_ROOT, default_model_path  # noqa: E402
-from fer_core.live import LiveProcessor, LiveSession, LiveSettings  # noqa: E402
-from fer_core.recognizer import EmotionRecognizer  # noqa: E402
+from fer_core.inference.live import LiveProcessor, LiveSession, LiveSettings
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 FRAME_W, FRAME_H, PHOTO_SIDE = 640, 480, 400

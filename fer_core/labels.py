@@ -69,7 +69,7 @@ class LabelScheme:
         return {"name": self.name, "labels": list(self.labels), "fer_to_class": list(self.fer_to_class)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelScheme":
+    def from_dict(cls, data: dict) -> LabelScheme:
         return cls(data["name"], tuple(data["labels"]), tuple(int(i) for i in data["fer_to_class"]))
 
 

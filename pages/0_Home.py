@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.card import card_path, default_model_path
-from fer_core.ui import existing_pages, model_summary
+from fer_core.app.ui import existing_pages, model_summary
+from fer_core.model_card import card_path, default_model_path
 
 st.title("Facial expression recognition")
 st.markdown(

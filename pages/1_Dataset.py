@@ -7,8 +7,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from fer_core.app.ui import SAMPLE_DATA, default_data_path, load_dataset_or_error
 from fer_core.data import FaceData, LoadResult
-from fer_core.explore import (
+from fer_core.data.explore import (
     class_counts,
     counts_table,
     describe_source,
@@ -19,7 +20,6 @@ from fer_core.explore import (
     sample_per_class,
 )
 from fer_core.labels import FER_LABELS
-from fer_core.ui import SAMPLE_DATA, default_data_path, load_dataset_or_error
 
 SAMPLE_CHOICE = "Bundled sample"
 PATH_CHOICE = "Full FER2013 (CSV or image folders)"

@@ -8,10 +8,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from fer_core.card import list_models, read_card
-from fer_core.explain import grad_cam, overlay_heatmap
-from fer_core.explore import enlarge
-from fer_core.reports import (
+from fer_core.app.reports import (
     card_overview,
     comparison_frame,
     confusion_frame,
@@ -25,7 +22,10 @@ from fer_core.reports import (
     recall_long_frame,
     reliability_frame,
 )
-from fer_core.ui import model_picker, recognizer_or_error
+from fer_core.app.ui import model_picker, recognizer_or_error
+from fer_core.data.explore import enlarge
+from fer_core.inference.explain import grad_cam, overlay_heatmap
+from fer_core.model_card import list_models, read_card
 
 st.title("Training")
 
@@ -45,7 +45,8 @@ def show_overview(model_path: Path) -> None:
     cols[3].metric("ECE (calibrated)", percent(o["ece"]),
                    help=f"Expected calibration error, 15 bins; before temperature scaling: {percent(o['ece_before'])}")
     seconds = o["seconds_per_epoch"]
-    cols[4].metric("Epochs", o["epochs"] or "—", help=None if seconds is None else f"{seconds:.0f} s per epoch (median)")
+    per_epoch = None if seconds is None else f"{seconds:.0f} s per epoch (median)"
+    cols[4].metric("Epochs", o["epochs"] or "—", help=per_epoch)
 
 
 def show_curves(model_path: Path) -> None:
@@ -129,7 +130,7 @@ def show_misclassified(model_path: Path, evaluation: dict) -> None:
 @st.cache_data(show_spinner="Timing each model on this machine…")
 def measured_speed(model_file: str, modified: float) -> float:
     """Faces/s of one model (batches of 256, no TTA); cached per file version."""
-    from fer_core.speed import faces_per_second
+    from fer_core.inference.speed import faces_per_second
 
     recognizer = recognizer_or_error(Path(model_file))
     return faces_per_second(recognizer) if recognizer is not None else float("nan")
@@ -141,7 +142,7 @@ def show_comparison(models: list[Path]) -> None:
     table = comparison_frame(models)
     if st.toggle("Measure faces/s on this machine", key="compare_speed",
                  help="Loads every model and classifies batches of 256 faces (no TTA)."):
-        from fer_core.speed import machine_info
+        from fer_core.inference.speed import machine_info
 
         table["faces_per_s"] = [measured_speed(str(p), p.stat().st_mtime) for p in models]
         st.caption(f"Measured on {machine_info().describe()}.")

@@ -6,11 +6,11 @@ import logging
 
 import streamlit as st
 
-from fer_core.charts import emotion_bars
-from fer_core.explain import grad_cam, overlay_heatmap
-from fer_core.images import IMAGE_TYPES, ImageError, failure_reason
-from fer_core.ui import cached_recognizer, model_picker, recognizer_or_error
-from fer_core.upload import ImageAnalysis, analyze_upload
+from fer_core.app.charts import emotion_bars
+from fer_core.app.ui import cached_recognizer, model_picker, recognizer_or_error
+from fer_core.app.upload import ImageAnalysis, analyze_upload
+from fer_core.inference.explain import grad_cam, overlay_heatmap
+from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
 
 FACES_PER_ROW = 3
 LOGGER = logging.getLogger("fer_core.pages.upload")

@@ -14,12 +14,12 @@ import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from fer_core.card import fast_model_path
-from fer_core.charts import emotion_bars
-from fer_core.draw import color_hex
-from fer_core.ice import IceConfigError, configured_ice_servers, rtc_configuration
-from fer_core.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
-from fer_core.ui import model_picker, recognizer_or_error, webrtc_secrets
+from fer_core.app.charts import emotion_bars
+from fer_core.app.ice import IceConfigError, configured_ice_servers, rtc_configuration
+from fer_core.app.ui import model_picker, recognizer_or_error, webrtc_secrets
+from fer_core.inference.draw import color_hex
+from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
+from fer_core.model_card import fast_model_path
 
 CHART_SECONDS = 20
 REFRESH_S = 0.5

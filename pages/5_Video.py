@@ -6,10 +6,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core.draw import color_hex
-from fer_core.ui import model_picker, recognizer_or_error
-from fer_core.upload import VideoUploadAnalysis, analyze_video_upload
-from fer_core.video import VideoError
+from fer_core.app.ui import model_picker, recognizer_or_error
+from fer_core.app.upload import VideoUploadAnalysis, analyze_video_upload
+from fer_core.inference.draw import color_hex
+from fer_core.inference.video import VideoError
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from fer_core.charts import emotion_bars
-from fer_core.explain import conv_layer_names, feature_map_grid, feature_maps, grad_cam, overlay_heatmap
-from fer_core.explore import enlarge, filter_faces
-from fer_core.images import IMAGE_TYPES, ImageError
+from fer_core.app.charts import emotion_bars
+from fer_core.app.ui import (
+    SAMPLE_DATA,
+    load_dataset_or_error,
+    model_picker,
+    recognizer_or_error,
+)
+from fer_core.app.upload import analyze_upload
+from fer_core.data.explore import enlarge, filter_faces
+from fer_core.inference.explain import (
+    conv_layer_names,
+    feature_map_grid,
+    feature_maps,
+    grad_cam,
+    overlay_heatmap,
+)
+from fer_core.inference.images import IMAGE_TYPES, ImageError
 from fer_core.labels import FER_LABELS
-from fer_core.ui import SAMPLE_DATA, load_dataset_or_error, model_picker, recognizer_or_error
-from fer_core.upload import analyze_upload
 
 st.title("Why did the model decide?")
 st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
@@ -76,4 +87,5 @@ layer = left.selectbox("Layer", layers, index=len(layers) - 1 if layers else 0,
 limit = right.slider("Channels shown", 8, 128, 32, step=8)
 maps = feature_maps(recognizer.model, face, layer)
 st.image(feature_map_grid(maps, columns=16, max_maps=limit), clamp=True,
-         caption=f"{layer}: {maps.shape[0]}×{maps.shape[1]} × {maps.shape[2]} channels (first {min(limit, maps.shape[2])})")
+         caption=f"{layer}: {maps.shape[0]}×{maps.shape[1]} × {maps.shape[2]} channels"
+                 f" (first {min(limit, maps.shape[2])})")

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.card import PROJECT_ROOT
-from fer_core.draw import color_rgb
+from fer_core.inference.draw import color_rgb
+from fer_core.model_card import PROJECT_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "artifacts"

@@ -15,6 +15,20 @@ FER_DIR = SHARED_DATA / "fer2013"
 ASTRONAUT = SHARED_DATA / "photos" / "astronaut.png"
 
 
+DATA_FIXTURES = {"fer_dir", "astronaut_path"}
+TRAINING_FIXTURES = {"trained_run", "published_model"}  # module fixtures that train a model first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``needs_data`` on tests that read ../shared/data, ``slow`` on those that train a model first."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & DATA_FIXTURES:
+            item.add_marker(pytest.mark.needs_data)
+        if names & TRAINING_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def fer_dir() -> Path:
     if not (FER_DIR / "train").is_dir():
@@ -39,7 +53,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def tiny_model_path(tmp_path_factory) -> Path:
     """An untrained 7-class ``tiny`` model (no card: FER7 assumed). Its predictions are meaningless:
     use it to test the pipeline's plumbing, never accuracy."""
-    from fer_core.models import build_model
+    from fer_core.training.architectures import build_model
 
     path = tmp_path_factory.mktemp("models") / "tiny_fer7.keras"
     build_model("tiny", 7).save(path)
@@ -48,7 +62,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_recognizer(tiny_model_path):
-    from fer_core.recognizer import EmotionRecognizer
+    from fer_core.inference.recognizer import EmotionRecognizer
 
     return EmotionRecognizer(tiny_model_path)
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.card import PROJECT_ROOT
+from fer_core.model_card import PROJECT_ROOT
 
 HOME = str(PROJECT_ROOT / "streamlit_app.py")
 DATASET = str(PROJECT_ROOT / "pages" / "1_Dataset.py")
@@ -44,7 +44,8 @@ def test_home_page_without_model_says_how_to_train(monkeypatch, tmp_path):
 def test_home_page_names_the_model_from_its_card(monkeypatch, tmp_path):
     model = tmp_path / "smile_net.keras"
     model.write_bytes(b"not read by the home page")
-    card = {"name": "smile net", "scheme": {"name": "smile", "labels": ["not_happy", "happy"], "fer_to_class": [0, 0, 0, 1, 0, 0, 0]},
+    card = {"name": "smile net",
+            "scheme": {"name": "smile", "labels": ["not_happy", "happy"], "fer_to_class": [0, 0, 0, 1, 0, 0, 0]},
             "metrics": {"validation": {"accuracy": 0.8771}}}
     model.with_suffix(".json").write_text(json.dumps(card))
     monkeypatch.setenv("FER_MODEL", str(model))
@@ -62,7 +63,7 @@ def test_home_page_links_exactly_the_pages_that_exist():
 
 
 def test_router_names_home_first_and_routes_every_page_file():
-    from fer_core.ui import HOME_PAGE, existing_pages
+    from fer_core.app.ui import HOME_PAGE, existing_pages
 
     pages = [HOME_PAGE, *existing_pages()]
     assert pages[0].title == "Home"
@@ -76,7 +77,7 @@ def broken_app():
     """An app whose only page raises: the guard must log and show it (source run by AppTest.from_function)."""
     import streamlit as st
 
-    from fer_core.ui import run_page_guarded
+    from fer_core.app.ui import run_page_guarded
 
     def broken():
         st.write("before the failure")
@@ -90,7 +91,7 @@ def test_a_failing_page_is_logged_with_its_traceback_and_shown(caplog):
         at = AppTest.from_function(broken_app, default_timeout=60).run()
     assert "bad input 42" in at.error[0].value and "Broken" in at.error[0].value
     assert "bad input 42" in at.exception[0].message
-    (record,) = [r for r in caplog.records if r.name == "fer_core.ui"]
+    (record,) = [r for r in caplog.records if r.name == "fer_core.app.ui"]
     assert "Broken" in record.getMessage()
     assert record.exc_info[0] is ValueError
     assert "raise ValueError" in caplog.text  # the traceback, not only the message

@@ -13,10 +13,10 @@ import pytest
 import streamlit_webrtc
 from streamlit.testing.v1 import AppTest
 
-from fer_core.card import PROJECT_ROOT
-from fer_core.ice import ICE_ENV
-from fer_core.live import FrameRecord, LiveSession
-from fer_core.pipeline import FaceResult
+from fer_core.app.ice import ICE_ENV
+from fer_core.inference.live import FrameRecord, LiveSession
+from fer_core.inference.pipeline import FaceResult
+from fer_core.model_card import PROJECT_ROOT
 
 LIVE = str(PROJECT_ROOT / "pages" / "4_Live_camera.py")
 

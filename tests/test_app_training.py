@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import copy_real_faces
 from streamlit.testing.v1 import AppTest
 
-from fer_core.labels import FER_LABELS
-from fer_core.publish import publish
-from fer_core.reports import (
+from fer_core.app.reports import (
     confusion_frame,
     curves_frame,
     filter_misclassified,
@@ -22,8 +21,9 @@ from fer_core.reports import (
     per_class_frame,
     reliability_frame,
 )
-from fer_core.train import TrainConfig, train
-from helpers import copy_real_faces
+from fer_core.labels import FER_LABELS
+from fer_core.training.publish import publish
+from fer_core.training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,7 @@ def test_training_page_without_reports(tmp_path, monkeypatch, tiny_model_path):
 
 
 def test_training_page_compares_the_models_of_the_folder(published_model, tmp_path, monkeypatch):
-    from fer_core.reports import comparison_frame, recall_long_frame
+    from fer_core.app.reports import comparison_frame, recall_long_frame
 
     for name in ("first", "second"):
         for suffix in (".keras", ".json", ".history.csv", ".eval.json", ".misclassified.npz"):

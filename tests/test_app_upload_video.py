@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.card import PROJECT_ROOT
+from fer_core.model_card import PROJECT_ROOT
 
 UPLOAD = str(PROJECT_ROOT / "pages" / "3_Upload.py")
 VIDEO = str(PROJECT_ROOT / "pages" / "5_Video.py")
@@ -41,7 +41,7 @@ def test_upload_page_without_upload(tiny_model_env):
 
 def test_upload_page_without_model_still_renders(monkeypatch, tmp_path):
     monkeypatch.setenv("FER_MODEL", str(tmp_path / "missing.keras"))
-    monkeypatch.setattr("fer_core.ui.list_models", lambda: [])
+    monkeypatch.setattr("fer_core.app.ui.list_models", lambda: [])
     at = run_page(UPLOAD)
     assert "No model" in at.sidebar.warning[0].value
 
@@ -95,9 +95,9 @@ def test_video_page_with_a_broken_clip(tiny_model_env):
 
 
 def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, astronaut_clip, monkeypatch):
-    import fer_core.video
+    import fer_core.inference.video
 
-    real, calls = fer_core.video.analyze_image, []
+    real, calls = fer_core.inference.video.analyze_image, []
 
     def third_frame_fails(image, *args, **kwargs):
         calls.append(1)
@@ -105,7 +105,7 @@ def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, a
             raise ValueError("odd frame")
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.video, "analyze_image", third_frame_fails)
+    monkeypatch.setattr(fer_core.inference.video, "analyze_image", third_frame_fails)
     at = upload(run_page(VIDEO), "astronaut.mp4", astronaut_clip.read_bytes(), "video/mp4")
     at.sidebar.slider[0].set_value(2).run()
     at.button[0].click().run()
@@ -117,16 +117,16 @@ def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, a
 
 def test_upload_page_with_several_files_reports_each_bad_one_and_shows_the_rest(tiny_model_env, astronaut_path,
                                                                              monkeypatch):
-    import fer_core.upload
+    import fer_core.app.upload
 
-    real = fer_core.upload.analyze_image
+    real = fer_core.app.upload.analyze_image
 
     def fails_on_33_pixels(image, *args, **kwargs):
         if image.shape[:2] == (33, 33):
             raise RuntimeError("boom")
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.upload, "analyze_image", fails_on_33_pixels)
+    monkeypatch.setattr(fer_core.app.upload, "analyze_image", fails_on_33_pixels)
     bug = cv2.imencode(".png", np.full((33, 33, 3), 90, np.uint8))[1].tobytes()
     photo = astronaut_path.read_bytes()
     at = run_page(UPLOAD)

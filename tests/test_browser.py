@@ -48,12 +48,12 @@ from browser_support import (
     wait_for_metric,
 )
 
-from fer_core.card import card_scheme, default_model_path, read_card
-from fer_core.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.model_card import card_scheme, default_model_path, read_card
 
 FRAME_COUNT_JS = "video => [video.getVideoPlaybackQuality().totalVideoFrames, performance.now()]"
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.browser]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
 
 

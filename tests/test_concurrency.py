@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.card import PROJECT_ROOT, default_model_path
 from fer_core.data import load_dataset
-from fer_core.pipeline import FaceResult, analyze_image
+from fer_core.inference.pipeline import FaceResult, analyze_image
+from fer_core.model_card import PROJECT_ROOT, default_model_path
+
+pytestmark = pytest.mark.slow
 
 SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
 THREADS = 8
@@ -29,7 +31,7 @@ ROUNDS = 3  # each thread goes through every photo this many times, starting at 
 @pytest.fixture(scope="module")
 def recognizer(request):
     """The shipped model when there is one (what the app serves), else the untrained tiny model."""
-    from fer_core.recognizer import EmotionRecognizer
+    from fer_core.inference.recognizer import EmotionRecognizer
 
     shipped = default_model_path()
     return EmotionRecognizer(shipped if shipped.is_file() else request.getfixturevalue("tiny_model_path"))

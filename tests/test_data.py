@@ -11,11 +11,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from fer_core import data as fd
-from fer_core.data import DataError, FaceData, load_csv, load_dataset, load_folder, parse_pixel_strings, write_csv
-from fer_core.labels import FER_LABELS, canonical_label, get_scheme
 from helpers import copy_real_faces
+
+from fer_core.data import (
+    DataError,
+    FaceData,
+    load_csv,
+    load_dataset,
+    load_folder,
+    write_csv,
+)
+from fer_core.data import kaggle_csv as fd
+from fer_core.data.kaggle_csv import parse_pixel_strings
+from fer_core.labels import FER_LABELS, canonical_label, get_scheme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,7 +231,7 @@ def test_missing_path_is_a_clear_error(tmp_path):
 
 def test_second_load_comes_from_the_cache(real_tree, monkeypatch):
     first = load_dataset(real_tree)
-    monkeypatch.setattr(fd, "load_folder", lambda *_: pytest.fail("cache was not used"))
+    monkeypatch.setattr("fer_core.data.cache.load_folder", lambda *_: pytest.fail("cache was not used"))
     second = load_dataset(real_tree)
     np.testing.assert_array_equal(first.data.images, second.data.images)
     np.testing.assert_array_equal(first.data.sources, second.data.sources)

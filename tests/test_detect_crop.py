@@ -6,8 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.crop import crop_faces, square_around
-from fer_core.detect import FRAME_SETTINGS, PHOTO_SETTINGS, DetectorError, FaceDetector, clip_box, load_cascade
+from fer_core.inference.crop import crop_faces, square_around
+from fer_core.inference.detect import (
+    FRAME_SETTINGS,
+    PHOTO_SETTINGS,
+    DetectorError,
+    FaceDetector,
+    clip_box,
+    load_cascade,
+)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.card import default_model_path
+from fer_core.app.ui import SAMPLE_DATA
 from fer_core.data import load_dataset
-from fer_core.explain import (
+from fer_core.inference.explain import (
     conv_layer_names,
     default_cam_layer,
     feature_map_grid,
@@ -18,8 +18,8 @@ from fer_core.explain import (
     grad_cam,
     overlay_heatmap,
 )
-from fer_core.models import ARCHITECTURES, build_model, with_input_blur
-from fer_core.ui import SAMPLE_DATA
+from fer_core.model_card import default_model_path
+from fer_core.training.architectures import ARCHITECTURES, build_model, with_input_blur
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,7 @@ def test_explain_page_on_a_sample_face(tiny_model_path, monkeypatch):
 
 
 def test_upload_face_crops_are_what_the_model_classified(astronaut_path, tiny_recognizer):
-    from fer_core.upload import analyze_upload
+    from fer_core.app.upload import analyze_upload
 
     data = astronaut_path.read_bytes()
     analysis = analyze_upload(data, "astronaut.png", tiny_recognizer, tta=False)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.explain import conv_layer_names, ensemble_members, feature_maps, grad_cam
-from fer_core.models import build_ensemble, build_model, with_input_blur
+from fer_core.inference.explain import (
+    conv_layer_names,
+    ensemble_members,
+    feature_maps,
+    grad_cam,
+)
+from fer_core.training.architectures import build_ensemble, build_model, with_input_blur
 
 
 def test_grad_cam_of_an_ensemble_averages_its_members():

@@ -1,13 +1,12 @@
-"""fer_core.explore: filters, counts and shares, sampling, mosaics, mean faces, and the bundled sample."""
+"""fer_core.data.explore: filters, counts and shares, sampling, mosaics, mean faces, and the bundled sample."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fer_core.card import PROJECT_ROOT
 from fer_core.data import FaceData, load_dataset
-from fer_core.explore import (
+from fer_core.data.explore import (
     class_counts,
     counts_table,
     describe_source,
@@ -18,6 +17,7 @@ from fer_core.explore import (
     sample_per_class,
 )
 from fer_core.labels import FER_LABELS
+from fer_core.model_card import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -45,7 +45,8 @@ def test_class_counts_has_every_emotion_and_shares_per_split(faces):
     counts = class_counts(faces)
     assert len(counts) == 2 * len(FER_LABELS)
     training = counts[counts["split"] == "Training"].set_index("emotion")
-    assert training["count"].to_dict() == {"angry": 0, "disgust": 0, "fear": 0, "happy": 4, "sad": 2, "surprise": 0, "neutral": 0}
+    assert training["count"].to_dict() == {"angry": 0, "disgust": 0, "fear": 0, "happy": 4, "sad": 2, "surprise": 0,
+                                           "neutral": 0}
     assert training.loc["happy", "share"] == pytest.approx(4 / 6)
     assert counts.groupby("split")["share"].sum().to_dict() == pytest.approx({"Training": 1.0, "PublicTest": 1.0})
 

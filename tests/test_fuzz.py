@@ -26,9 +26,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.card import PROJECT_ROOT
-from fer_core.images import ImageError
-from fer_core.upload import analyze_upload
+from fer_core.app.upload import analyze_upload
+from fer_core.inference.images import ImageError
+from fer_core.model_card import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("FER_FUZZ_SEED", "20261123"))
 MIN_INPUTS = 500
@@ -122,7 +124,7 @@ def extreme_sizes() -> list[FuzzInput]:
 
 def modes_and_depths(picture: Image.Image) -> list[FuzzInput]:
     """1, 2 and 4 channels, palettes, bilevel, 16-bit and 32-bit gray, CMYK JPEG, alpha in WebP."""
-    gray16 = Image.fromarray((np.asarray(picture.convert("L"), np.uint16) * 257))
+    gray16 = Image.fromarray(np.asarray(picture.convert("L"), np.uint16) * 257)
     inputs = [FuzzInput(f"mode_{mode}.png", encoded(picture.convert(mode), "PNG"))
               for mode in ("L", "LA", "RGBA", "P", "1")]
     transparent = picture.convert("P")

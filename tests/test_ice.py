@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from fer_core.ice import ICE_ENV, IceConfigError, configured_ice_servers, rtc_configuration
+from fer_core.app.ice import (
+    ICE_ENV,
+    IceConfigError,
+    configured_ice_servers,
+    rtc_configuration,
+)
 
 STUN = {"urls": "stun:stun.example.org:3478"}
 TURN = {"urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.images import ImageError, decode_image, encode_png, find_images, read_image
+from fer_core.inference.images import (
+    ImageError,
+    decode_image,
+    encode_png,
+    find_images,
+    read_image,
+)
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
@@ -20,7 +26,8 @@ def png_header_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

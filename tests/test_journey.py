@@ -42,11 +42,11 @@ from browser_support import (
     wait_for_metric,
 )
 
-from fer_core.card import card_scheme, default_model_path, read_card
-from fer_core.detect import FRAME_SETTINGS, FaceDetector
-from fer_core.ui import HOME_PAGE, existing_pages
+from fer_core.app.ui import HOME_PAGE, existing_pages
+from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.model_card import card_scheme, default_model_path, read_card
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.browser]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
 
 
@@ -71,7 +71,8 @@ class Journey:
             yield
         except Exception as exc:  # noqa: BLE001 - a Playwright timeout, a failed check: say where and how the server is
             save_screenshot(self.page, shot)
-            pytest.fail(f"step {len(self.steps)} ({name}) failed: {exc}\nscreenshot artifacts/{shot}\n{self.diagnose()}")
+            pytest.fail(f"step {len(self.steps)} ({name}) failed: {exc}\n"
+                        f"screenshot artifacts/{shot}\n{self.diagnose()}")
         save_screenshot(self.page, shot)
         exceptions = shown_exceptions(self.page)
         assert not exceptions, f"step {name}: the page shows an exception:\n" + "\n".join(exceptions)

@@ -14,11 +14,21 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.live import (
-    MAX_MISSED, NO_FACE, FaceTracker, FrameRecord, LiveProcessor, LiveSession, LiveSettings, ema_weight, iou,
+from fer_core.inference.live import (
+    NO_FACE,
+    FrameRecord,
+    LiveProcessor,
+    LiveSession,
+    LiveSettings,
+)
+from fer_core.inference.live.tracking import (
+    MAX_MISSED,
+    FaceTracker,
+    ema_weight,
+    iou,
     match_boxes,
 )
-from fer_core.pipeline import FaceResult
+from fer_core.inference.pipeline import FaceResult
 
 FRAME = np.full((480, 640, 3), 90, np.uint8)
 DT = 0.1  # seconds between frames: a 10-fps camera
@@ -181,13 +191,13 @@ class NewFailureEachCall(ScriptedRecognizer):
 
 
 def live_error_logs(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "fer_core.live"]
+    return [r for r in caplog.records if r.name == "fer_core.inference.live.processor"]
 
 
 def test_a_repeated_frame_error_is_logged_with_its_traceback_at_most_every_interval(caplog):
     processor = LiveProcessor(ScriptedRecognizer(fail_on=range(1, 1000)), ScriptedDetector([[(200, 100, 150, 150)]]),
                               LiveSettings(detect_every=1))
-    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+    with caplog.at_level(logging.ERROR, logger="fer_core.inference.live.processor"):
         run_frames(processor, 250)  # 25 s of a 10-fps camera, every frame failing the same way
     logged = live_error_logs(caplog)
     assert [r.args[0] for r in logged] == [0, 100, 200]  # frame numbers: at 0, 10 and 20 s
@@ -200,7 +210,7 @@ def test_a_repeated_frame_error_is_logged_with_its_traceback_at_most_every_inter
 def test_a_new_frame_error_is_logged_at_once(caplog):
     processor = LiveProcessor(NewFailureEachCall(), ScriptedDetector([[(200, 100, 150, 150)]]),
                               LiveSettings(detect_every=1))
-    with caplog.at_level(logging.ERROR, logger="fer_core.live"):
+    with caplog.at_level(logging.ERROR, logger="fer_core.inference.live.processor"):
         run_frames(processor, 5)
     assert [r.args[-1] for r in live_error_logs(caplog)] == [f"RuntimeError: failure {i}" for i in range(1, 6)]
 

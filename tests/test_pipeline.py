@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.crop import FACE_MARGIN, card_margin, crop_faces, face_crop_card
+from fer_core.app.upload import analyze_upload
 from fer_core.data import load_dataset
-from fer_core.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
-from fer_core.images import ImageError, decode_image
+from fer_core.inference.crop import FACE_MARGIN, card_margin, crop_faces, face_crop_card
+from fer_core.inference.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
+from fer_core.inference.images import ImageError, decode_image
+from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
 from fer_core.labels import FER_LABELS
-from fer_core.pipeline import FaceResult, analyze_image, classify_whole_image
-from fer_core.upload import analyze_upload
 
 
 @pytest.fixture(scope="module")

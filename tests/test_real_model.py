@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.card import default_model_path, read_card
 from fer_core.data import load_dataset
-from fer_core.pipeline import analyze_image
+from fer_core.inference.pipeline import analyze_image
+from fer_core.model_card import default_model_path, read_card
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def shipped_recognizer():
         pytest.skip(f"no model at {path} yet (it is still training, or FER_MODEL points elsewhere)")
     if "metrics" not in read_card(path):
         pytest.skip(f"{path} has no published card with metrics (an untrained or development model?)")
-    from fer_core.recognizer import EmotionRecognizer
+    from fer_core.inference.recognizer import EmotionRecognizer
 
     return EmotionRecognizer(path)
 
@@ -36,13 +36,14 @@ def test_validation_sample_is_classified_far_above_chance(shipped_recognizer, fe
     keep = y >= 0
     probs = shipped_recognizer.predict_proba(data.images[picks][keep])
     accuracy = float(np.mean(probs.argmax(axis=1) == y[keep]))
-    assert accuracy > 0.5, accuracy  # chance is about 0.25 (always "happy"); the shipped model reaches ~0.69 on the full split
+    # chance is about 0.25 (always "happy"); the shipped model reaches ~0.69 on the full split
+    assert accuracy > 0.5, accuracy
 
 
 def test_temperature_fitted_on_half_the_validation_faces_calibrates_the_other_half(shipped_recognizer, fer_dir):
-    from fer_core.calibration import fit_temperature
-    from fer_core.evaluate import expected_calibration_error
-    from fer_core.recognizer import apply_temperature
+    from fer_core.inference.recognizer import apply_temperature
+    from fer_core.training.calibration import fit_temperature
+    from fer_core.training.metrics import expected_calibration_error
 
     data = load_dataset(fer_dir / "validation", skip_bad_rows=True).data
     y = shipped_recognizer.scheme.map_fer(data.labels)
@@ -57,7 +58,7 @@ def test_temperature_fitted_on_half_the_validation_faces_calibrates_the_other_ha
 
 
 def test_predict_cli_smile_view_finds_the_astronaut_smiling(astronaut_path, capsys):
-    from fer_core.__main__ import main
+    from fer_core.cli import main
 
     path = default_model_path()
     if not path.is_file():
@@ -70,7 +71,7 @@ def test_predict_cli_smile_view_finds_the_astronaut_smiling(astronaut_path, caps
 
 
 def test_evaluate_cli_smile_view(fer_dir, capsys):
-    from fer_core.__main__ import main
+    from fer_core.cli import main
 
     path = default_model_path()
     if not path.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_core.speed import VECTOR_FLAGS, faces_per_second, machine_info
+from fer_core.inference.speed import VECTOR_FLAGS, faces_per_second, machine_info
 
 
 def test_machine_info_names_the_cpu_flags_and_load():

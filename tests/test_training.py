@@ -10,16 +10,22 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
-from fer_core.calibration import fit_temperature
-from fer_core.data import load_folder, write_csv
-from fer_core.evaluate import evaluate_faces, expected_calibration_error
-from fer_core.labels import FER_LABELS
-from fer_core.models import INPUT_BLUR, build_model, gaussian_kernel_3x3, with_input_blur
-from fer_core.publish import eval_path, history_path, publish
-from fer_core.recognizer import EmotionRecognizer, apply_temperature
-from fer_core.train import TrainConfig, read_history, train
 from helpers import copy_real_faces
+
+from fer_core.data import load_folder, write_csv
+from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
+from fer_core.labels import FER_LABELS
+from fer_core.model_card import eval_path, history_path
+from fer_core.training.architectures import (
+    INPUT_BLUR,
+    build_model,
+    gaussian_kernel_3x3,
+    with_input_blur,
+)
+from fer_core.training.calibration import fit_temperature
+from fer_core.training.metrics import evaluate_faces, expected_calibration_error
+from fer_core.training.publish import publish
+from fer_core.training.train import TrainConfig, read_history, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +71,7 @@ class _StopAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"simulated interruption at epoch {epoch}")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(small_tree, tmp_path):
     config = _config(small_tree, tmp_path / "run", epochs=3)
     with pytest.raises(KeyboardInterrupt):
@@ -76,6 +83,7 @@ def test_interrupted_run_resumes_where_it_stopped(small_tree, tmp_path):
     assert not (Path(config.out) / "backup").exists()
 
 
+@pytest.mark.slow
 def test_training_on_a_scheme_keeps_only_its_classes(small_tree, tmp_path):
     config = _config(small_tree, tmp_path / "run", epochs=1)
     config.scheme = "subset:happy,sad,neutral"
@@ -103,6 +111,7 @@ def test_evaluate_is_identical_on_csv_and_folders(trained_run, small_tree, tmp_p
     assert direct["accuracy"] == pytest.approx(runs["folder"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_evaluate_reports_classes_the_scheme_lacks(small_tree, tmp_path):
     config = _config(small_tree, tmp_path / "run", epochs=1)
     config.scheme = "fer6"
@@ -179,7 +188,7 @@ def test_temperature_fitting_lowers_ece(objective):
 def test_augmentation_keeps_faces_intact_under_bf16(small_tree, recipe):
     """Regression: under the mixed_bfloat16 policy the augmentation once turned most pixels black."""
     from fer_core.labels import FER7
-    from fer_core.train import augmenter, make_dataset, scheme_arrays
+    from fer_core.training.train import augmenter, make_dataset, scheme_arrays
 
     x, y = scheme_arrays(load_folder(small_tree).data.split("Training"), FER7)
     config = TrainConfig(data="", out="", augmentation=recipe, erasing=0.5)
@@ -198,7 +207,7 @@ def test_augmentation_keeps_faces_intact_under_bf16(small_tree, recipe):
 
 def test_one_pass_affine_leaves_kept_faces_on_the_pixel_grid():
     """Faces drawn as "unresampled" come out exactly as they went in (or mirrored): no blur at all."""
-    from fer_core.train import AffineRanges, one_pass_augment
+    from fer_core.training.train import AffineRanges, one_pass_augment
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
@@ -219,7 +228,7 @@ def test_one_pass_affine_moves_the_other_faces_once():
     """With no face kept, a pure shift of the centre dot moves it; rotation/zoom keep it near the centre."""
     import tensorflow as tf
 
-    from fer_core.train import AffineRanges, affine_transforms
+    from fer_core.training.train import AffineRanges, affine_transforms
 
     tf.random.set_seed(3)
     t = affine_transforms(256, 48, AffineRanges(rotation_degrees=0, zoom=0, shift=0.1, keep_unresampled=0.0)).numpy()
@@ -231,7 +240,7 @@ def test_one_pass_affine_moves_the_other_faces_once():
 
 
 def test_random_erasing_replaces_one_rectangle():
-    from fer_core.train import random_erasing
+    from fer_core.training.train import random_erasing
 
     x = np.full((200, 48, 48, 1), 128.0, np.float32)
     out = np.asarray(random_erasing(x, probability=0.5))
@@ -245,6 +254,7 @@ def test_random_erasing_replaces_one_rectangle():
         assert box.size <= 0.2 * 48 * 48 + 2 * 48 + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
     config = _config(small_tree, tmp_path / "run", epochs=1)
@@ -256,7 +266,7 @@ def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
 
 def test_ensemble_is_one_model_averaging_its_members(trained_run, small_tree, tmp_path):
     """Two published models become one .keras file whose probabilities are the members' mean."""
-    from fer_core.publish import publish_ensemble
+    from fer_core.training.publish import publish_ensemble
 
     first = publish(trained_run, small_tree, "first", models_dir=tmp_path)
     config = _config(small_tree, tmp_path / "run_b", epochs=1)
@@ -295,7 +305,7 @@ def test_smile_view_sums_the_model_classes_and_decides_at_the_card_threshold(tra
 
 
 def test_choose_threshold_maximises_accuracy_nearest_one_half():
-    from fer_core.evaluate import choose_threshold
+    from fer_core.training.metrics import choose_threshold
 
     positive = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.9])
     y = np.array([0, 0, 1, 1, 1, 1])
@@ -313,7 +323,7 @@ def test_projection_refuses_a_scheme_it_cannot_fill():
 
 
 def test_remeasure_keeps_the_training_record_and_adds_views(trained_run, small_tree, tmp_path):
-    from fer_core.publish import remeasure
+    from fer_core.training.publish import remeasure
 
     dest = publish(trained_run, small_tree, "again", models_dir=tmp_path)
     card = json.loads(dest.with_suffix(".json").read_text())

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.__main__ import main
+from fer_core.app.upload import analyze_video_upload
+from fer_core.cli import main
+from fer_core.inference.video import AnnotatedWriter, VideoError, analyze_video, upright
 from fer_core.labels import FER_LABELS
-from fer_core.upload import analyze_video_upload
-from fer_core.video import AnnotatedWriter, VideoError, analyze_video, upright
 
 FRAMES = 10  # the astronaut_clip fixture's length
 
@@ -72,10 +72,10 @@ class StreamBreakingAfter:
 
 
 def test_a_stream_broken_midway_keeps_the_frames_before_it(tiny_recognizer, astronaut_clip, monkeypatch, tmp_path):
-    import fer_core.video
+    import fer_core.inference.video
 
-    real_open = fer_core.video._open_input
-    monkeypatch.setattr(fer_core.video, "_open_input", lambda path: StreamBreakingAfter(real_open(path), 7))
+    real_open = fer_core.inference.video._open_input
+    monkeypatch.setattr(fer_core.inference.video, "_open_input", lambda path: StreamBreakingAfter(real_open(path), 7))
     out = tmp_path / "annotated.mp4"
     result = analyze_video(astronaut_clip, tiny_recognizer, every=3, annotate_path=out)
     assert result.frames_read == 7 and result.to_frame()["frame"].tolist() == [0, 3, 6]
@@ -87,9 +87,9 @@ def test_a_stream_broken_midway_keeps_the_frames_before_it(tiny_recognizer, astr
 @pytest.fixture
 def bad_fourth_frame(monkeypatch):
     """The analysis of the 4th analysed frame raises, as a bug on an odd frame would."""
-    import fer_core.video
+    import fer_core.inference.video
 
-    real, calls = fer_core.video.analyze_image, []
+    real, calls = fer_core.inference.video.analyze_image, []
 
     def analyze_image(image, *args, **kwargs):
         calls.append(1)
@@ -97,7 +97,7 @@ def bad_fourth_frame(monkeypatch):
             raise ValueError("odd frame")
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.video, "analyze_image", analyze_image)
+    monkeypatch.setattr(fer_core.inference.video, "analyze_image", analyze_image)
 
 
 def test_a_bad_frame_keeps_what_was_analysed(tiny_recognizer, astronaut_clip, bad_fourth_frame):
@@ -227,16 +227,16 @@ def test_predict_cli_survives_a_one_pixel_strip(tiny_model_path, astronaut_path,
 @pytest.fixture
 def failing_pipeline(monkeypatch):
     """``analyze_image`` raises an unexpected error for 33×33 images, as a bug would."""
-    import fer_core.pipeline
+    import fer_core.inference.pipeline
 
-    real = fer_core.pipeline.analyze_image
+    real = fer_core.inference.pipeline.analyze_image
 
     def analyze_image(image, *args, **kwargs):
         if image.shape[:2] == (33, 33):
             raise RuntimeError("boom\nsecond line")
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.pipeline, "analyze_image", analyze_image)
+    monkeypatch.setattr(fer_core.inference.pipeline, "analyze_image", analyze_image)
 
 
 def test_predict_cli_jsonl_reports_any_failure_and_keeps_the_rest(tiny_model_path, tmp_path, capsys,
@@ -280,11 +280,11 @@ def test_predict_cli_csv_has_a_row_per_input_with_its_status(tiny_model_path, as
 
 @pytest.mark.parametrize("fmt", ["--jsonl", "--json", "--csv"])
 def test_predict_cli_keeps_what_it_did_when_interrupted(tiny_model_path, tmp_path, capsys, monkeypatch, fmt):
-    import fer_core.pipeline
+    import fer_core.inference.pipeline
 
     for name in "abc":
         write_png(tmp_path / f"{name}.png", (64, 64))
-    real, calls = fer_core.pipeline.analyze_image, []
+    real, calls = fer_core.inference.pipeline.analyze_image, []
 
     def interrupted_on_the_third(image, *args, **kwargs):
         calls.append(1)
@@ -292,7 +292,7 @@ def test_predict_cli_keeps_what_it_did_when_interrupted(tiny_model_path, tmp_pat
             raise KeyboardInterrupt
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.pipeline, "analyze_image", interrupted_on_the_third)
+    monkeypatch.setattr(fer_core.inference.pipeline, "analyze_image", interrupted_on_the_third)
     assert main(["predict", str(tmp_path), fmt, "--model", str(tiny_model_path), "--no-tta"]) == 130
     captured = capsys.readouterr()
     assert "interrupted after 2 of 3 file(s)" in captured.err
@@ -318,7 +318,7 @@ class FlushCounter:
 
 
 def test_jsonl_and_csv_writers_flush_every_record():
-    from fer_core.results import CsvWriter, JsonLinesWriter, error_record
+    from fer_core.inference.results import CsvWriter, JsonLinesWriter, error_record
 
     for make in (JsonLinesWriter, lambda stream: CsvWriter(stream, FER_LABELS)):
         stream = FlushCounter()
@@ -335,7 +335,7 @@ def run_cli(*args, cwd=None):
     import subprocess
     import sys
 
-    from fer_core.card import PROJECT_ROOT
+    from fer_core.model_card import PROJECT_ROOT
 
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
     return subprocess.run([sys.executable, "-m", "fer_core", *args], capture_output=True, text=True, env=env,
@@ -353,7 +353,7 @@ def test_cli_terminal_is_free_of_tensorflow_start_up_noise(tiny_model_path, astr
 
 
 def test_verbose_flag_before_or_after_the_command_and_train_progress():
-    from fer_core.__main__ import build_parser
+    from fer_core.cli import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["--verbose", "predict", "a.png"]).verbose
@@ -373,7 +373,7 @@ def test_predict_cli_interrupted_by_ctrl_c_keeps_every_finished_record(tiny_mode
     import sys
     import time
 
-    from fer_core.card import PROJECT_ROOT
+    from fer_core.model_card import PROJECT_ROOT
 
     folder = tmp_path / "many"
     folder.mkdir()

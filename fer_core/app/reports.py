@@ -1,0 +1,141 @@
+"""Tables behind the Training page, read from the files ``publish`` writes beside a model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_core.model_card import (
+    eval_path,
+    history_path,
+    misclassified_faces_path,
+    read_card,
+)
+
+
+def load_history(model_path: str | os.PathLike) -> pd.DataFrame | None:
+    """Per-epoch history (epoch counted from 1), or ``None`` if the model has none."""
+    path = history_path(model_path)
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    frame["epoch"] = frame["epoch"].astype(int) + 1
+    return frame
+
+
+def curves_frame(history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Long form of train vs. validation ``metric`` (``loss`` or ``accuracy``) per epoch, for plotting."""
+    columns = {metric: "train", f"val_{metric}": "validation"}
+    present = [c for c in columns if c in history]
+    long = history.melt(id_vars="epoch", value_vars=present, var_name="set", value_name="value")
+    long["set"] = long["set"].map(columns)
+    return long.rename(columns={"value": metric})
+
+
+def load_evaluation(model_path: str | os.PathLike) -> dict | None:
+    path = eval_path(model_path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def confusion_frame(figures: dict, normalise: bool = False) -> pd.DataFrame:
+    """Confusion matrix (rows true, columns predicted); row-normalised to shares when ``normalise``."""
+    cm = np.asarray(figures["confusion_matrix"], dtype=float)
+    if normalise:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    labels = figures["labels"]
+    return pd.DataFrame(cm, index=pd.Index(labels, name="true"), columns=pd.Index(labels, name="predicted"))
+
+
+def per_class_frame(figures: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(figures["per_class"]).T
+    frame.index.name = "class"
+    frame["support"] = frame["support"].astype(int)
+    return frame[["precision", "recall", "f1", "support"]]
+
+
+def misclassified_frame(evaluation: dict) -> pd.DataFrame:
+    """One row per misclassified validation face: source, true, predicted, confidence."""
+    rows = evaluation.get("misclassified", [])
+    return pd.DataFrame(rows, columns=["source", "split", "true", "predicted", "confidence", "probabilities"])
+
+
+def filter_misclassified(frame: pd.DataFrame, true: list[str], predicted: list[str]) -> pd.DataFrame:
+    """Rows whose true / predicted class is among those chosen (an empty choice keeps all), most
+    confident mistakes first."""
+    keep = pd.Series(True, index=frame.index)
+    if true:
+        keep &= frame["true"].isin(true)
+    if predicted:
+        keep &= frame["predicted"].isin(predicted)
+    return frame[keep].sort_values("confidence", ascending=False)
+
+
+def load_misclassified_faces(model_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``{source: 48×48 face}`` for the misclassified faces stored beside the model (empty if none)."""
+    path = misclassified_faces_path(model_path)
+    if not path.is_file():
+        return {}
+    with np.load(path) as z:
+        return dict(zip(z["sources"].tolist(), z["images"]))
+
+
+def reliability_frame(evaluation: dict) -> pd.DataFrame:
+    """Reliability-diagram points before and after temperature scaling (non-empty bins only)."""
+    calibration = evaluation.get("calibration", {})
+    frames = []
+    for key, name in (("reliability_before", "before scaling"), ("reliability_after", "after scaling")):
+        frame = pd.DataFrame(calibration.get(key, []))
+        if not frame.empty:
+            frame = frame[frame["count"] > 0].assign(calibration=name)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def card_overview(model_path: str | os.PathLike) -> dict:
+    """The headline figures of a model card, for the page's metrics row."""
+    card = read_card(model_path)
+    validation = card.get("metrics", {}).get("validation", {})
+    training = card.get("training", {})
+    return {
+        "accuracy": validation.get("accuracy"),
+        "accuracy_no_tta": validation.get("accuracy_no_tta"),
+        "macro_f1": validation.get("macro_f1"),
+        "ece": validation.get("ece"),
+        "ece_before": validation.get("ece_before_calibration"),
+        "epochs": training.get("epochs_run"),
+        "seconds_per_epoch": training.get("seconds_per_epoch_median"),
+        "parameters": card.get("parameters"),
+    }
+
+
+def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per model from its card: validation accuracy with and without TTA, macro F1, ECE,
+    recall per class, parameters (figures missing from a card stay empty)."""
+    rows = []
+    for path in model_paths:
+        card = read_card(path)
+        validation = card.get("metrics", {}).get("validation", {})
+        row = {
+            "model": Path(path).stem,
+            "architecture": card.get("architecture"),
+            "accuracy": validation.get("accuracy"),
+            "accuracy_no_tta": validation.get("accuracy_no_tta"),
+            "macro_f1": validation.get("macro_f1"),
+            "ece": validation.get("ece"),
+            "parameters": card.get("parameters"),
+        }
+        row.update({f"recall {label}": value for label, value in validation.get("recall", {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def recall_long_frame(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per-class recall of each model in long form (model, class, recall), for a grouped bar chart."""
+    recall = comparison[[c for c in comparison.columns if c.startswith("recall ")]]
+    long = recall.reset_index().melt(id_vars="model", var_name="class", value_name="recall")
+    long["class"] = long["class"].str.removeprefix("recall ")
+    return long

@@ -1,0 +1,164 @@
+"""Streamlit glue shared by the pages: the page list, cached loaders, the sidebar model picker and
+the guard that turns a page's exception into a logged traceback and a message.
+
+This is the only module of ``fer_core`` that imports Streamlit; nothing else in the package imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core.data import DataError, LoadResult, load_dataset
+from fer_core.model_card import PROJECT_ROOT, default_model_path, list_models, read_card
+
+SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
+DATA_ENV = "FER_DATA"
+PAGES_DIR = PROJECT_ROOT / "pages"
+LOGGER = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: its script in ``pages/``, how the sidebar names it, and what it is for."""
+
+    file: str
+    title: str
+    icon: str
+    purpose: str
+
+    @property
+    def path(self) -> str:
+        """The script relative to the app's root, as ``st.Page`` and ``st.page_link`` take it."""
+        return f"pages/{self.file}"
+
+    @property
+    def url_path(self) -> str:
+        """The page's address after the server's root (``Live camera`` → ``/Live_camera``)."""
+        return self.title.replace(" ", "_")
+
+
+HOME_PAGE = PageInfo("0_Home.py", "Home", ":material/home:", "what the app does and which model it uses")
+PAGES = (
+    PageInfo("1_Dataset.py", "Dataset", ":material/dataset:",
+             "counts, class balance, sample and mean faces of FER2013"),
+    PageInfo("2_Training.py", "Training", ":material/monitoring:", "learning curves and metrics of the training runs"),
+    PageInfo("3_Upload.py", "Upload", ":material/add_photo_alternate:", "detect and classify the faces in your photos"),
+    PageInfo("4_Live_camera.py", "Live camera", ":material/videocam:", "classify faces from your webcam as you move"),
+    PageInfo("5_Video.py", "Video", ":material/movie:", "emotions over time in a video file"),
+    PageInfo("6_Explain.py", "Explain", ":material/psychology:", "Grad-CAM and feature maps: why the model decided"),
+)
+
+
+def existing_pages() -> list[PageInfo]:
+    """The pages after Home whose script exists (a page not written yet is neither routed nor linked)."""
+    return [page for page in PAGES if (PAGES_DIR / page.file).is_file()]
+
+
+def log_to_stderr() -> None:
+    """Send ``fer_core``'s warnings and errors, tracebacks included, to the server's stderr.
+
+    Streamlit configures only its own loggers; without this a frame error of the live camera would
+    reach stderr through Python's last-resort handler, without time or logger name. Idempotent:
+    every rerun of the app calls it.
+    """
+    package = logging.getLogger("fer_core")
+    if not any(getattr(handler, "fer_core_stderr", False) for handler in package.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.fer_core_stderr = True
+        package.addHandler(handler)
+
+
+def run_page_guarded(page) -> None:
+    """Run a ``st.navigation`` page; if it raises, log the traceback and show what went wrong.
+
+    The user sees a message and the traceback, the server's log gets the traceback with the page's
+    name, and the next rerun (or another page) starts afresh: one page's failure costs nothing else.
+    Streamlit's own control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises exceptions
+    outside :class:`Exception`, so it passes through untouched.
+    """
+    try:
+        page.run()
+    except Exception as exc:  # noqa: BLE001 - whatever a page raises is reported, never re-raised
+        LOGGER.exception("page %r failed", page.title)
+        st.error(f"The {page.title} page failed: {type(exc).__name__}: {exc}. The error was logged on the server; "
+                 "change the input or reload the page to try again.")
+        st.exception(exc)
+
+
+def default_data_path() -> str:
+    """The full dataset path from ``$FER_DATA`` (empty when unset)."""
+    return os.environ.get(DATA_ENV, "")
+
+
+@st.cache_data(show_spinner="Loading faces…", max_entries=4)
+def cached_dataset(path: str, skip_bad_rows: bool = True) -> LoadResult:
+    """Faces of a CSV or folder tree, cached per path (the loader itself caches on disk too)."""
+    return load_dataset(path, skip_bad_rows=skip_bad_rows)
+
+
+def load_dataset_or_error(path: str) -> LoadResult | None:
+    """Load through the cache; show a clear error on the page and return ``None`` on bad input."""
+    try:
+        return cached_dataset(path)
+    except (DataError, OSError) as exc:
+        st.error(f"Cannot read the data: {exc}")
+        return None
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def cached_recognizer(model_path: str):
+    """One :class:`~fer_core.inference.recognizer.EmotionRecognizer` per model file, shared by all sessions."""
+    from fer_core.inference.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(model_path)
+
+
+def model_picker(key: str = "model", default: Path | None = None) -> Path | None:
+    """Sidebar selector over ``models/*.keras``, preselecting ``default`` (the accurate model unless
+    told otherwise); ``None`` with a message if there is none."""
+    models = list_models()
+    default = default or default_model_path()
+    if default.is_file() and default not in models:
+        models.insert(0, default)
+    if not models:
+        st.sidebar.warning("No model in models/. Train one: python -m fer_core train --help")
+        return None
+    index = models.index(default) if default in models else 0
+    choice = st.sidebar.selectbox("Model", models, index=index, format_func=lambda p: Path(p).stem, key=key)
+    return Path(choice)
+
+
+def recognizer_or_error(model_path: Path | None):
+    """The cached recognizer, or ``None`` after showing why it could not be loaded."""
+    if model_path is None:
+        return None
+    try:
+        return cached_recognizer(str(model_path))
+    except (OSError, ValueError) as exc:
+        st.error(f"Cannot load the model {model_path}: {exc}")
+        return None
+
+
+def model_summary(model_path: Path) -> dict:
+    """The parts of a model card the pages show in a caption."""
+    card = read_card(model_path)
+    metrics = card.get("metrics", {}).get("validation", {})
+    return {"name": card.get("name", model_path.stem), "labels": card["scheme"]["labels"],
+            "accuracy": metrics.get("accuracy")}
+
+
+def webrtc_secrets() -> dict:
+    """The ``[webrtc]`` table of Streamlit's secrets (ICE servers for the live camera); empty when
+    there is no secrets file or no such table."""
+    try:
+        return dict(st.secrets.get("webrtc") or {})
+    except FileNotFoundError:  # Streamlit raises StreamlitSecretNotFoundError, a FileNotFoundError
+        return {}

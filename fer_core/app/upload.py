@@ -1,0 +1,115 @@
+"""What the Upload and Video pages do with a file, without Streamlit: decode, analyse, annotate, export.
+
+Kept here so that it can be tested directly (Streamlit's AppTest cannot upload files) and so that
+the page stays a thin view.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.inference.crop import card_margin, crop_faces
+from fer_core.inference.detect import to_gray
+from fer_core.inference.draw import annotate
+from fer_core.inference.images import decode_image, encode_png
+from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.results import results_csv, results_frame, results_json
+from fer_core.inference.video import ProgressCallback, VideoAnalysis, analyze_video
+
+if TYPE_CHECKING:
+    import pandas
+
+PREVIEW_SIDE = 1600
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    """An uploaded picture (BGR, upright) and its faces."""
+
+    name: str
+    image: np.ndarray
+    results: list[FaceResult]
+    labels: tuple[str, ...]
+    whole_image: bool  # the whole picture was classified as one face (no detection)
+    margin: float  # crop margin the faces were classified with
+
+    def face_crops(self) -> np.ndarray:
+        """The 48×48 faces exactly as the model saw them, in face order (for Grad-CAM)."""
+        return crop_faces(to_gray(self.image), [r.box for r in self.results], self.margin)
+
+    def annotated(self, emoji: bool = False, bars: bool = False) -> np.ndarray:
+        return annotate(self.image, self.results, emoji=emoji, bars=bars)
+
+    def preview(self, emoji: bool = False, bars: bool = False, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+        """The annotated image as RGB, at most ``max_side`` pixels long, for showing on the page: a
+        50-megapixel photo would otherwise be re-encoded and sent to the browser on every rerun."""
+        import cv2
+
+        image = self.annotated(emoji, bars)
+        height, width = image.shape[:2]
+        scale = max_side / max(height, width)
+        if scale < 1:  # at least a pixel across: a 1×5000 strip must not shrink to nothing
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def annotated_png(self, emoji: bool = False, bars: bool = False) -> bytes:
+        return encode_png(self.annotated(emoji, bars))
+
+    def table(self) -> pandas.DataFrame:
+        return results_frame(self.results, self.labels)
+
+    def csv(self) -> bytes:
+        return results_csv(self.results, self.labels)
+
+    def json(self) -> bytes:
+        return results_json(self.name, self.results)
+
+    def download_name(self, suffix: str) -> str:
+        """``photo_annotated.png``, ``photo_faces.csv``… for a file named ``photo.jpg``."""
+        return f"{Path(self.name).stem or 'image'}_{suffix}"
+
+
+def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: bool = True,
+                   whole_image: bool = False) -> ImageAnalysis:
+    """Decode an uploaded file and find and classify its faces (or classify it whole).
+
+    Raises :class:`fer_core.inference.images.ImageError` with a message for the user when the file is unusable.
+    """
+    image = decode_image(data, name)
+    if whole_image:
+        results = [classify_whole_image(image, recognizer, tta=tta)]
+    else:
+        results = analyze_image(image, recognizer, tta=tta)
+    margin = 0.0 if whole_image else card_margin(recognizer.card)  # as classify_whole_image / analyze_image
+    return ImageAnalysis(name, image, results, recognizer.labels, whole_image, margin)
+
+
+@dataclass(frozen=True)
+class VideoUploadAnalysis:
+    """An uploaded clip's per-face rows and, if asked for, the annotated MP4's bytes."""
+
+    analysis: VideoAnalysis
+    annotated_mp4: bytes | None
+
+
+def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, every: int = 5,
+                         tta: bool = True, max_seconds: float | None = None, annotate_video: bool = True,
+                         emoji: bool = False, progress: ProgressCallback | None = None) -> VideoUploadAnalysis:
+    """:func:`fer_core.inference.video.analyze_video` on uploaded bytes, through a temporary folder that is removed
+    afterwards. Raises :class:`fer_core.inference.video.VideoError` for a file that is not a readable video."""
+    with tempfile.TemporaryDirectory(prefix="fer_video_") as folder:
+        source = Path(folder) / (Path(name).name or "upload")
+        source.write_bytes(data)
+        target = Path(folder) / "annotated.mp4" if annotate_video else None
+        analysis = analyze_video(source, recognizer, every=every, annotate_path=target, progress=progress,
+                                 tta=tta, max_seconds=max_seconds, emoji=emoji)
+        video = target.read_bytes() if target else None
+    # The temporary file is gone: keep its bytes, not its path.
+    return VideoUploadAnalysis(replace(analysis, annotated_path=None), video)

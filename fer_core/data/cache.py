@@ -1,0 +1,74 @@
+"""Any data source (Kaggle CSV or image folders) loaded through an ``.npz`` cache keyed on the files' stats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.data.faces import DataError, FaceData, LoadResult, Skipped
+from fer_core.data.folders import load_folder
+from fer_core.data.kaggle_csv import load_csv
+
+CACHE_VERSION = 1
+
+
+def is_csv_path(path: Path) -> bool:
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
+def _fingerprint(path: Path, skip_bad_rows: bool) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}|{path.resolve()}|{skip_bad_rows}".encode())
+    if path.is_file():
+        st = path.stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(filenames):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FER_CACHE_DIR", Path.home() / ".cache" / "fer_core"))
+
+
+def load_dataset(path: str | os.PathLike, skip_bad_rows: bool = False, use_cache: bool = True) -> LoadResult:
+    """Load a Kaggle CSV or an image-folder tree, through an ``.npz`` cache keyed on the files' stats.
+
+    The second load of the full dataset reads one uncompressed array file (well under a second).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    cache_file = cache_dir() / f"{_fingerprint(path, skip_bad_rows)}.npz" if use_cache else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            return _read_cache(cache_file)
+        except (OSError, ValueError, KeyError):
+            cache_file.unlink(missing_ok=True)
+    result = load_csv(path, skip_bad_rows) if is_csv_path(path) else load_folder(path)
+    if cache_file is not None:
+        _write_cache(cache_file, result)
+    return result
+
+
+def _write_cache(cache_file: Path, result: LoadResult) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npz")
+    skipped = json.dumps([[s.source, s.reason] for s in result.skipped])
+    d = result.data
+    np.savez(tmp, images=d.images, labels=d.labels, splits=d.splits, sources=d.sources, skipped=np.array(skipped))
+    os.replace(tmp, cache_file)
+
+
+def _read_cache(cache_file: Path) -> LoadResult:
+    with np.load(cache_file, allow_pickle=False) as z:
+        data = FaceData(z["images"], z["labels"], z["splits"], z["sources"])
+        skipped = [Skipped(s, r) for s, r in json.loads(str(z["skipped"]))]
+    return LoadResult(data, skipped)

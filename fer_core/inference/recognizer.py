@@ -1,0 +1,164 @@
+"""EmotionRecognizer: a model plus its card; classifies 48×48 gray faces in batches.
+
+This is the one classification path of the project: the evaluation CLI, the upload page, the live
+camera, the video analysis and the predict CLI all call :meth:`EmotionRecognizer.predict`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.data import FACE_SIZE
+from fer_core.labels import LabelScheme, get_scheme, projection_matrix
+from fer_core.model_card import card_scheme, default_model_path, read_card
+
+if TYPE_CHECKING:
+    import keras
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale probabilities as ``softmax(log p / T)``; T > 1 softens, T = 1 leaves them as they are."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def shift_binary_threshold(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Two-class probabilities moved so that ``p[:, 1] >= threshold`` becomes ``p'[:, 1] >= 0.5``
+    (the logit shifted by ``logit(threshold)``): the top label then follows the chosen threshold."""
+    if threshold == 0.5:
+        return probs
+    p = np.clip(probs[:, 1], 1e-7, 1 - 1e-7)
+    shifted = 1 / (1 + np.exp(-(np.log(p / (1 - p)) - np.log(threshold / (1 - threshold)))))
+    return np.stack([1 - shifted, shifted], axis=1).astype(probs.dtype)
+
+
+class TopLabel:
+    """``label``, ``confidence`` and ``top_k`` of a result holding ``probabilities`` per label."""
+
+    probabilities: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+
+@dataclass(frozen=True)
+class Prediction(TopLabel):
+    """One face's result: probabilities per label (in scheme order) and the top label."""
+
+    probabilities: dict[str, float]
+
+
+class EmotionRecognizer:
+    """Loads a ``.keras`` model (``safe_mode=True``) and its card; safe to share between threads."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 256,
+                 model: keras.Model | None = None):
+        """``model`` replaces the network in ``model_path`` (whose card still applies): publishing
+        uses it to compare variants of a model before saving one."""
+        import keras
+
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"{self.model_path}: no such model file")
+        self.card = read_card(self.model_path)
+        self.model_scheme: LabelScheme = card_scheme(self.card)
+        self.scheme = self.model_scheme
+        self.labels: tuple[str, ...] = self.scheme.labels
+        self._projection: np.ndarray | None = None
+        self.view_threshold = 0.5
+        self.temperature = float(self.card.get("temperature", 1.0))
+        if model is None:
+            model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
+        self.model = model
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._forward = self._compile_forward()
+
+    def _compile_forward(self):
+        import tensorflow as tf
+
+        model = self.model
+
+        signature = [tf.TensorSpec([None, FACE_SIZE, FACE_SIZE, 1], tf.float32)]
+
+        @tf.function(input_signature=signature, reduce_retracing=True)
+        def forward(x):
+            return tf.cast(model(x, training=False), tf.float32)
+
+        return forward
+
+    def raw_probabilities(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
+        """Model probabilities ``(N, n_labels)`` for uint8 faces ``(N, 48, 48)``, before calibration.
+
+        With ``tta`` each face is also classified mirrored and the two results are averaged.
+        """
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.shape[1:] != (FACE_SIZE, FACE_SIZE):
+            raise ValueError(f"faces must be (N, {FACE_SIZE}, {FACE_SIZE}), got {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        x = faces.astype(np.float32)[..., None]
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            batch = x[start : start + self.batch_size]
+            if tta:
+                batch = np.concatenate([batch, batch[:, :, ::-1]])
+            with self._lock:
+                probs = self._forward(batch).numpy()
+            if tta:
+                half = len(probs) // 2
+                probs = (probs[:half] + probs[half:]) / 2
+            out.append(probs)
+        return np.concatenate(out)
+
+    def predict_proba(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
+        """Calibrated probabilities ``(N, n_labels)`` (the card's temperature applied), in the
+        view's classes when the recognizer is a :meth:`for_scheme` view."""
+        probs = apply_temperature(self.raw_probabilities(faces, tta), self.temperature)
+        return self.to_view(probs)
+
+    def to_view(self, probs: np.ndarray) -> np.ndarray:
+        """Calibrated model probabilities turned into the view's classes (unchanged without a view)."""
+        if self._projection is None:
+            return probs
+        return shift_binary_threshold(probs @ self._projection, self.view_threshold) \
+            if self.scheme.n_classes == 2 else probs @ self._projection
+
+    def for_scheme(self, spec: str | None) -> EmotionRecognizer:
+        """This recognizer seen through another label scheme (e.g. ``smile``): the same model, its
+        probabilities summed into the scheme's classes; a two-class view decides at the threshold
+        the card's ``views`` record (chosen on validation by ``publish``), else at 0.5."""
+        if not spec or get_scheme(spec) == self.model_scheme:
+            return self
+        target = get_scheme(spec)
+        view = copy.copy(self)
+        view.scheme, view.labels = target, target.labels
+        view._projection = projection_matrix(self.model_scheme, target)
+        view.view_threshold = float(self.card.get("views", {}).get(target.name, {}).get("threshold", 0.5))
+        return view
+
+    def predict(self, faces: np.ndarray, tta: bool = True) -> list[Prediction]:
+        """One :class:`Prediction` per face."""
+        probs = self.predict_proba(faces, tta)
+        return [Prediction(dict(zip(self.labels, map(float, row)))) for row in probs]

@@ -1,0 +1,225 @@
+"""Video analysis with PyAV: every Nth frame through :func:`fer_core.inference.pipeline.analyze_image`.
+
+The result is a table with one row per face per analysed frame (frame number, time in seconds, face
+number, box, probability of each emotion, top label), and optionally an annotated copy of the clip.
+In every analysed frame the faces are numbered by size, largest first, so face 1 is the main person
+of a typical clip; the numbers are not a tracker and may swap when two faces have similar sizes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.inference.detect import FaceDetector
+from fer_core.inference.draw import annotate
+from fer_core.inference.images import failure_reason
+from fer_core.inference.pipeline import FaceResult, analyze_image
+from fer_core.inference.recognizer import EmotionRecognizer
+
+if TYPE_CHECKING:
+    import pandas
+
+ProgressCallback = Callable[[int, int], None]  # (frames read, frames expected; 0 when unknown)
+OUTPUT_CODECS = ("libx264", "mpeg4")  # H.264 plays in browsers; MPEG-4 Part 2 is the fallback
+
+
+class VideoError(ValueError):
+    """A video that cannot be read, or an output that cannot be written; the message says which."""
+
+
+@dataclass
+class VideoAnalysis:
+    """Per-face rows of a clip and what was read."""
+
+    labels: tuple[str, ...]
+    rows: list[dict]
+    frames_read: int
+    frames_analyzed: int
+    fps: float
+    annotated_path: Path | None
+    # Why and where the analysis stopped before the end of the clip (a frame that could not be
+    # decoded or analysed); ``None`` when it read to the end or to ``max_seconds``.
+    error: str | None = None
+
+    def to_frame(self) -> pandas.DataFrame:
+        """Columns ``frame, time_s, face, x, y, w, h, label, confidence`` and one per label."""
+        import pandas as pd
+
+        columns = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *self.labels]
+        return pd.DataFrame(self.rows, columns=columns)
+
+
+def upright(frame_bgr: np.ndarray, rotation: int) -> np.ndarray:
+    """The frame as it should be shown: phones store portrait clips sideways plus a display rotation.
+
+    ``rotation`` is PyAV's ``VideoFrame.rotation``: degrees counter-clockwise, a multiple of 90.
+    """
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(frame_bgr, turns)) if turns else frame_bgr
+
+
+def faces_by_size(results: list[FaceResult]) -> list[FaceResult]:
+    """The same faces renumbered largest first (face 1 = the main face)."""
+    ordered = sorted(results, key=lambda r: -r.box[2] * r.box[3])
+    return [FaceResult(i, r.box, r.probabilities) for i, r in enumerate(ordered)]
+
+
+def face_rows(frame_index: int, time_s: float, results: list[FaceResult]) -> list[dict]:
+    return [{"frame": frame_index, "time_s": round(time_s, 3), "face": r.index + 1,
+             "x": r.box[0], "y": r.box[1], "w": r.box[2], "h": r.box[3],
+             "label": r.label, "confidence": r.confidence, **r.probabilities} for r in results]
+
+
+@lru_cache(maxsize=1)
+def output_codec() -> str:
+    """The first of :data:`OUTPUT_CODECS` that this PyAV build can open for encoding."""
+    import av
+
+    for name in OUTPUT_CODECS:
+        try:
+            context = av.CodecContext.create(name, "w")
+            context.width, context.height, context.pix_fmt = 64, 64, "yuv420p"
+            context.time_base = Fraction(1, 25)
+            context.open()
+            return name
+        except (av.FFmpegError, ValueError):
+            continue
+    raise VideoError(f"this PyAV build has none of the encoders {', '.join(OUTPUT_CODECS)}")
+
+
+class AnnotatedWriter:
+    """Writes annotated frames to an MP4 at the clip's frame rate (sizes rounded down to even)."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        import av
+
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self.container = av.open(str(self.path), "w")
+        self.stream = None
+        self.count = 0
+
+    def _open_stream(self, width: int, height: int) -> None:
+        codec = output_codec()
+        self.stream = self.container.add_stream(codec, rate=self.fps)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            self.stream.options = {"preset": "veryfast", "crf": "23"}
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        """Append a frame; one of another size than the first (a clip that changes resolution) is resized."""
+        import av
+        import cv2
+
+        if self.stream is None:  # yuv420p needs even sizes, and at least 2 pixels each way
+            self._open_stream(max(2, frame_bgr.shape[1] // 2 * 2), max(2, frame_bgr.shape[0] // 2 * 2))
+        width, height = self.stream.width, self.stream.height
+        if frame_bgr.shape[:2] != (height, width):
+            frame_bgr = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
+        frame.pts = self.count
+        frame.time_base = 1 / self.fps
+        self.count += 1
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+
+def _open_input(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(f"{path.name}: not a video PyAV can read ({exc})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path.name}: the file has no video stream")
+    return container
+
+
+def _expected_frames(stream, fps: float, max_seconds: float | None) -> int:
+    """Frames the loop should read (for progress), from the header; 0 when the header does not say."""
+    total = stream.frames
+    if not total and stream.duration and stream.time_base:
+        total = int(float(stream.duration * stream.time_base) * fps)
+    if max_seconds is not None and fps > 0:
+        total = min(total, int(max_seconds * fps)) if total else int(max_seconds * fps)
+    return int(total)
+
+
+def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every: int = 5,
+                  annotate_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
+                  detector: FaceDetector | None = None, tta: bool = True, max_seconds: float | None = None,
+                  emoji: bool = False) -> VideoAnalysis:
+    """Analyse every ``every``-th frame (the first included) of the clip at ``path``.
+
+    With ``annotate_path`` every frame is written there with the boxes and labels of the latest
+    analysed frame (so boxes may lag fast motion by up to ``every - 1`` frames). ``max_seconds``
+    stops reading after that much of the clip. ``progress(frames read, frames expected)`` is called
+    after each analysed frame and once at the end. The default detector is the photo one: the
+    analysis is offline, so it favours finding small faces over speed.
+
+    A stream that breaks midway, or a frame that cannot be analysed, ends the analysis there: the
+    frames before it are kept and :attr:`VideoAnalysis.error` says where it stopped and why. Only a
+    clip of which no frame can be decoded is a :class:`VideoError`.
+    """
+    if every < 1:
+        raise ValueError("every must be at least 1")
+    path = Path(path)
+    container = _open_input(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    expected = _expected_frames(stream, fps, max_seconds)
+    writer = AnnotatedWriter(annotate_path, fps) if annotate_path else None
+    rows: list[dict] = []
+    latest: list[FaceResult] = []
+    read = analyzed = 0
+    error = None
+    try:
+        for frame in container.decode(stream):
+            time_s = float(frame.time) if frame.time is not None else read / (fps or 25)
+            if max_seconds is not None and time_s > max_seconds:
+                break
+            image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+            if read % every == 0:
+                latest = faces_by_size(analyze_image(image, recognizer, detector, tta=tta))
+                rows += face_rows(read, time_s, latest)
+                analyzed += 1
+                if progress:
+                    progress(read + 1, expected)
+            if writer:
+                writer.write(annotate(image, latest, emoji=emoji))
+            read += 1
+    except Exception as exc:  # noqa: BLE001 - a broken stream or a bad frame keeps the frames before it
+        error = _stop_message(read, fps, exc)
+    finally:
+        container.close()
+        if writer:
+            writer.close()
+    if read == 0:
+        raise VideoError(f"{path.name}: no frame could be decoded" + (f" ({error})" if error else ""))
+    if progress:
+        progress(read, max(expected, read))
+    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, writer.path if writer else None, error)
+
+
+def _stop_message(frame_index: int, fps: float, exc: Exception) -> str:
+    """``stopped at frame N (t = S s): reason`` for an analysis cut short by ``exc``."""
+    import av
+
+    reason = f"decoding failed ({exc})" if isinstance(exc, av.FFmpegError) else failure_reason("", exc)
+    when = f" (t = {frame_index / fps:.2f} s)" if fps > 0 else ""
+    return f"stopped at frame {frame_index}{when}: {reason}"

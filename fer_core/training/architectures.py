@@ -1,0 +1,177 @@
+"""CNN builders (Keras functional API). Every model takes raw 0–255 gray faces of shape (48, 48, 1)
+and rescales inside, so the preprocessing travels with the ``.keras`` file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+INPUT_SHAPE = (48, 48, 1)
+# Keras' default BatchNorm momentum (0.99) lets the moving statistics keep their initial values
+# (variance 1) for ~1000 steps, while the real activation variances here are ~0.01: validation
+# accuracy then sits near chance for the first epochs. 0.9 tracks them within ~50 steps.
+BN_MOMENTUM = 0.9
+
+
+def _conv_bn_relu(x, filters: int, kernel: int = 3):
+    from keras import layers
+
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    return layers.Activation("relu")(x)
+
+
+def _dense_bn_relu(x, units: int, dropout: float):
+    from keras import layers
+
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+    x = layers.Activation("relu")(x)
+    return layers.Dropout(dropout)(x)
+
+
+def _softmax_head(x, n_classes: int):
+    from keras import layers
+
+    # float32 output keeps probabilities exact under bf16 mixed precision.
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def build_seed(n_classes: int) -> keras.Model:
+    """The seed notebook's net: 4 conv blocks (64 3×3, 128 5×5, 512 3×3, 512 3×3), dense 256 and 512."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
+        x = _conv_bn_relu(x, filters, kernel)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = _dense_bn_relu(x, 256, 0.25)
+    x = _dense_bn_relu(x, 512, 0.25)
+    return keras.Model(inputs, _softmax_head(x, n_classes), name="seed")
+
+
+def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5) -> keras.Model:
+    """Our default: a VGG-style net sized for a 2-core CPU.
+
+    Four stages of two 3×3 conv-BN-ReLU layers (width, 2×, 4×, 8× channels) with max-pooling, then
+    global average pooling, one dense layer and dropout before the classifier. Pooling early keeps
+    the costly 48×48 stage thin; global pooling keeps the head small (≈1.2 M parameters at width 32).
+    Dropout sits only after the last BatchNorm: dropout feeding a BatchNorm layer shifts its variance
+    between training and inference and costs validation accuracy.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    for stage in range(4):
+        filters = width * 2**stage
+        x = _conv_bn_relu(x, filters)
+        x = _conv_bn_relu(x, filters)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = _dense_bn_relu(x, 256, dropout)
+    return keras.Model(inputs, _softmax_head(x, n_classes), name=f"vgg_compact_w{width}")
+
+
+def build_vgg_wide(n_classes: int) -> keras.Model:
+    """``vgg_compact`` at width 48 (≈2.7 M parameters): slower, a little more accurate."""
+    return build_vgg_compact(n_classes, width=48)
+
+
+def build_tiny(n_classes: int) -> keras.Model:
+    """A very small net for tests and quick experiments (seconds per epoch on a subset)."""
+    return build_vgg_compact(n_classes, width=8, dropout=0.2)
+
+
+ARCHITECTURES: dict[str, Callable[[int], keras.Model]] = {
+    "vgg_compact": build_vgg_compact,
+    "vgg_wide": build_vgg_wide,
+    "seed": build_seed,
+    "tiny": build_tiny,
+}
+
+
+def build_model(arch: str, n_classes: int) -> keras.Model:
+    """Build an architecture by name (see :data:`ARCHITECTURES`)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](n_classes)
+
+
+INPUT_BLUR = "input_blur"
+
+
+def gaussian_kernel_3x3(sigma: float) -> np.ndarray:
+    """A normalised 3×3 Gaussian kernel (float32); ``sigma`` 0 gives the identity."""
+    import numpy as np
+
+    if sigma <= 0:
+        kernel = np.zeros((3, 3), np.float32)
+        kernel[1, 1] = 1.0
+        return kernel
+    side = np.exp(-np.arange(-1, 2) ** 2 / (2 * sigma**2))
+    kernel = np.outer(side, side)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def with_input_blur(model: keras.Model, sigma: float) -> keras.Model:
+    """A copy of ``model`` with a fixed 3×3 Gaussian blur of its input face in front.
+
+    Why: every training face goes through the augmentation's rotation, zoom and shift, three
+    bilinear resamplings that soften it, while faces at inference are sharp. Blurring them a little
+    brings them back to what the net learned on (measured on the validation split by ``publish``,
+    which picks ``sigma``). The blur is a standard ``DepthwiseConv2D`` inside the model file, so every
+    path that loads the model (recognizer, evaluation, Grad-CAM) sees it; ``padding="same"`` pads
+    with zeros, which darkens only the 1-px border a little.
+    Only for chain models (each layer feeding the next), which all of :data:`ARCHITECTURES` are.
+    """
+    import keras
+    from keras import layers
+
+    if any(layer.name == INPUT_BLUR for layer in model.layers):
+        raise ValueError(f"model {model.name} already has an input blur")
+    if not all(layer.input is previous.output for previous, layer in zip(model.layers[:-1], model.layers[1:])):
+        raise ValueError(f"model {model.name} is not a chain of layers; cannot put a blur in front")
+    blur = layers.DepthwiseConv2D(3, padding="same", use_bias=False, trainable=False, dtype="float32",
+                                  name=INPUT_BLUR)
+    inputs = keras.Input(model.inputs[0].shape[1:], name=model.layers[0].name)
+    x = blur(inputs)
+    blur.set_weights([gaussian_kernel_3x3(sigma)[:, :, None, None]])
+    for layer in model.layers[1:]:
+        copy = layer.__class__.from_config(layer.get_config())  # a copy: layers in one graph only
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    return keras.Model(inputs, x, name=model.name)
+
+
+def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model whose output is the mean of its members' probabilities.
+
+    The members (each with its own input blur and rescaling inside) become sub-models of a single
+    functional model, so the ensemble is one ``.keras`` file that every code path loads and calls
+    like any other model. Members must share the input shape and the classes.
+    """
+    import keras
+    from keras import layers
+
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    signatures = {(tuple(m.inputs[0].shape[1:]), m.outputs[0].shape[-1]) for m in members}
+    if len(signatures) != 1:
+        raise ValueError(f"ensemble members differ in input shape or classes: {sorted(signatures)}")
+    inputs = keras.Input(members[0].inputs[0].shape[1:], name="face")
+    outputs = []
+    for i, member in enumerate(members):
+        wrapped = keras.Model(member.inputs[0], member.outputs[0], name=f"member_{i}_{member.name}")
+        outputs.append(wrapped(inputs))
+    mean = layers.Average(dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, mean, name=name)

@@ -1,0 +1,290 @@
+"""Publishing a training run as a shipped model: ``models/NAME.keras`` plus the files the app reads.
+
+One command regenerates everything the app states about a model::
+
+    python -m fer_core publish --run runs/vgg_compact_fer7 --data PATH --name vgg_compact_fer7
+
+It writes, beside the model: ``NAME.json`` (model card), ``NAME.history.csv`` (training curves) and
+``NAME.eval.json`` (validation figures with and without TTA, confusion matrix, per-class figures,
+misclassified faces, calibration before/after temperature scaling).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.data import FaceData, load_dataset
+from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
+from fer_core.labels import SMILE, LabelScheme, project_probabilities
+from fer_core.model_card import (
+    MODELS_DIR,
+    card_scheme,
+    eval_path,
+    history_path,
+    misclassified_faces_path,
+    write_card,
+)
+from fer_core.training.architectures import build_ensemble, with_input_blur
+from fer_core.training.calibration import fit_temperature
+from fer_core.training.metrics import (
+    choose_threshold,
+    expected_calibration_error,
+    misclassified_faces,
+    reliability_bins,
+    summarise_predictions,
+)
+from fer_core.training.train import BEST_MODEL, HISTORY, TRAINING_JSON, read_history
+
+# Input-blur sigmas tried by ``publish`` (0 = none); see :func:`fer_core.training.architectures.with_input_blur`.
+BLUR_CANDIDATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
+# The temperature minimises the validation ECE (see :func:`fer_core.training.calibration.fit_temperature`).
+CALIBRATION_OBJECTIVE = "ece"
+
+
+def export_model(run_model: Path, dest: Path) -> None:
+    """Save the weights and architecture without optimizer state (smaller), atomically."""
+    import keras
+
+    save_model(keras.models.load_model(run_model, compile=False, safe_mode=True), dest)
+
+
+def save_model(model, dest: Path) -> None:
+    """Write a model atomically: a reader never sees half a file."""
+    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, dest)
+
+
+def choose_input_blur(dest: Path, faces: np.ndarray, y: np.ndarray,
+                      candidates: tuple[float, ...] = BLUR_CANDIDATES) -> tuple[float, dict[str, float]]:
+    """Validation accuracy (with TTA) of the model at ``dest`` for each input-blur sigma; the best
+    sigma (the smallest among ties) and all the accuracies.
+    See :func:`fer_core.training.architectures.with_input_blur`."""
+    plain = EmotionRecognizer(dest).model
+    accuracy, models = {}, {}
+    for sigma in candidates:
+        models[sigma] = plain if sigma == 0 else with_input_blur(plain, sigma)
+        probs = EmotionRecognizer(dest, model=models[sigma]).raw_probabilities(faces, tta=True)
+        accuracy[f"{sigma:g}"] = float(np.mean(probs.argmax(axis=1) == y))
+    best = max(candidates, key=lambda sigma: (accuracy[f"{sigma:g}"], -sigma))
+    if best:
+        save_model(models[best], dest)
+    return best, accuracy
+
+
+def save_misclassified_faces(model_path: Path, validation: FaceData, misclassified: list[dict],
+                             data_root: str | os.PathLike) -> None:
+    """Store the pixels of the misclassified faces beside the model, so the Training page's gallery
+    works without the dataset. Sources are made relative to the data root (portable across machines)."""
+    index = {source: i for i, source in enumerate(validation.sources.tolist())}
+    rows = [index[m["source"]] for m in misclassified]
+    for m in misclassified:
+        m["source"] = relative_source(m["source"], data_root)
+    np.savez_compressed(
+        misclassified_faces_path(model_path),
+        images=validation.images[rows] if rows else np.zeros((0, 48, 48), np.uint8),
+        sources=np.array([m["source"] for m in misclassified], dtype=str),
+    )
+
+
+def relative_source(source: str, data_root: str | os.PathLike) -> str:
+    """A face's file path relative to the dataset root (CSV rows such as ``row 5`` stay as they are)."""
+    try:
+        return Path(source).resolve().relative_to(Path(data_root).resolve()).as_posix()
+    except ValueError:
+        return source
+
+
+def training_summary(run_dir: Path) -> dict:
+    """Command, epochs, timing and best epoch of a run, from its ``training.json`` and history."""
+    info = json.loads((run_dir / TRAINING_JSON).read_text())
+    history = read_history(run_dir)
+    seconds = [row["epoch_seconds"] for row in history if "epoch_seconds" in row]
+    best = max(history, key=lambda r: r.get("val_accuracy", 0.0)) if history else {}
+    return {
+        "command": info.get("command"),
+        "architecture": info["config"]["arch"],
+        "precision": info["config"]["precision"],
+        "epochs_run": len(history),
+        "best_epoch": int(best.get("epoch", -1)) + 1,
+        "seconds_per_epoch_median": float(np.median(seconds)) if seconds else None,
+        "training_seconds_total": float(np.sum(seconds)) if seconds else None,
+        "n_train": info.get("n_train"),
+        "parameters": info.get("parameters"),
+        "config": info["config"],
+    }
+
+
+def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
+            models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None,
+            blur_candidates: tuple[float, ...] = BLUR_CANDIDATES) -> Path:
+    """Export a run's best model to ``models_dir/NAME.keras`` and write its card, history and evaluation.
+
+    The input blur (among ``blur_candidates``) is chosen and the temperature fitted on the validation
+    (PublicTest) split; the figures are measured there.
+    """
+    run_dir, models_dir = Path(run_dir), Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    dest = models_dir / f"{name}.keras"
+    export_model(run_dir / BEST_MODEL, dest)
+    shutil.copyfile(run_dir / HISTORY, history_path(dest))
+    training = training_summary(run_dir)
+    scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
+    about = {"architecture": training["architecture"], "training": training,
+             "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}"}
+    return measure_and_write_card(dest, data, scheme, about, face_crop, blur_candidates)
+
+
+def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathLike, name: str,
+                     models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None) -> Path:
+    """Average published models (each with its own input blur) into one ``models_dir/NAME.keras``,
+    then calibrate and measure it on the validation split like any published model."""
+    models_dir = Path(models_dir)
+    members = [EmotionRecognizer(path) for path in member_paths]
+    schemes = {m.model_scheme for m in members}
+    if len(schemes) != 1:
+        raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
+    dest = models_dir / f"{name}.keras"
+    save_model(build_ensemble([m.model for m in members], name=name), dest)
+    history_path(dest).unlink(missing_ok=True)  # an ensemble has no curves of its own: its members do
+    about = {
+        "architecture": "ensemble",
+        "members": [member_summary(m.model_path) for m in members],
+        "training": {"command": None, "members": "each member's card gives its training command",
+                     "parameters": None},
+        "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
+                      f"--name {name}",
+    }
+    return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
+
+
+def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop: dict | None = None) -> Path:
+    """Measure a shipped model again (temperature, figures, views, evaluation files), keeping what
+    its card says of its training, members and input blur: for cards written before a figure existed."""
+    from fer_core.model_card import read_card
+
+    model_path = Path(model_path)
+    card = read_card(model_path)
+    if "metrics" not in card:
+        raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
+    about = {key: card[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
+             if key in card}
+    return measure_and_write_card(model_path, data, card_scheme(card), about,
+                                  face_crop if face_crop is not None else card.get("face_crop"), blur_candidates=(0.0,))
+
+
+def member_summary(model_path: Path) -> dict:
+    """What an ensemble's card says of a member: its file, card metrics and training command."""
+    from fer_core.model_card import read_card
+
+    card = read_card(model_path)
+    validation = card.get("metrics", {}).get("validation", {})
+    return {"name": card.get("name", model_path.stem), "file": model_path.name,
+            "validation_accuracy": validation.get("accuracy"),
+            "training_command": card.get("training", {}).get("command")}
+
+
+def view_figures(calibrated: np.ndarray, fer_labels: np.ndarray, scheme: LabelScheme) -> dict:
+    """Per alternative view of the model (the smile view where the scheme allows): the decision
+    threshold chosen on these faces and the accuracy it gives."""
+    views = {}
+    try:
+        positive = project_probabilities(calibrated, scheme, SMILE)[:, 1]
+    except ValueError:
+        return views
+    y = SMILE.map_fer(fer_labels)
+    views[SMILE.name] = {**choose_threshold(positive, y), "selected_on": "PublicTest",
+                         "how": "probability of happy summed from the model's classes; happy at or above "
+                                "the threshold"}
+    return views
+
+
+def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelScheme, about: dict,
+                           face_crop: dict | None, blur_candidates: tuple[float, ...]) -> Path:
+    """Choose the input blur, fit the temperature, measure the model at ``dest`` on the validation
+    (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
+    misclassified faces."""
+    card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
+    write_card(dest, card)
+
+    validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
+    y = scheme.map_fer(validation.labels)
+    keep = y >= 0
+    faces, y, validation = validation.images[keep], y[keep], validation.subset(keep)
+    if "input_blur" in about:  # already inside the model: keep the record of how it was chosen
+        input_blur = about["input_blur"]
+    else:
+        sigma, accuracy_by_blur = choose_input_blur(dest, faces, y, blur_candidates)
+        input_blur = {
+            "sigma": sigma,
+            "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
+                   "like what the net learned on (members of an ensemble carry their own)",
+            "selected_on": "PublicTest",
+            "validation_accuracy_by_sigma": accuracy_by_blur,
+        }
+    blur_sigma = input_blur["sigma"]
+    recognizer = EmotionRecognizer(dest)
+    raw_tta = recognizer.raw_probabilities(faces, tta=True)
+    raw_plain = recognizer.raw_probabilities(faces, tta=False)
+    temperature = fit_temperature(raw_tta, y, objective=CALIBRATION_OBJECTIVE)
+    calibrated = apply_temperature(raw_tta, temperature)
+
+    figures = summarise_predictions(calibrated, y, scheme.labels)
+    figures_no_tta = summarise_predictions(apply_temperature(raw_plain, temperature), y, scheme.labels)
+    evaluation = {
+        "split": "PublicTest",
+        "data": str(data),
+        "tta": figures,
+        "no_tta": figures_no_tta,
+        "calibration": {
+            "temperature": temperature,
+            "objective": CALIBRATION_OBJECTIVE,
+            "ece_before": expected_calibration_error(raw_tta, y),
+            "ece_after": figures["ece"],
+            "reliability_before": reliability_bins(raw_tta, y),
+            "reliability_after": reliability_bins(calibrated, y),
+        },
+        "misclassified": misclassified_faces(calibrated, y, validation, scheme.labels),
+    }
+    save_misclassified_faces(dest, validation, evaluation["misclassified"], data)
+    eval_path(dest).write_text(json.dumps(evaluation, indent=1) + "\n")
+
+    card.update({
+        "model_file": dest.name,
+        "architecture": about["architecture"],
+        "parameters": int(recognizer.model.count_params()),
+        "size_mb": round(dest.stat().st_size / 2**20, 2),
+        "labels": list(scheme.labels),
+        "input": {"shape": [48, 48, 1], "dtype": "uint8 gray, 0-255", "color": "grayscale"},
+        "preprocessing": "48×48 grayscale face crop, raw 0–255 values; inside the model: "
+                         + (f"a 3×3 Gaussian blur (sigma {blur_sigma:g}), then " if blur_sigma else "")
+                         + "rescaling to 0–1",
+        "input_blur": input_blur,
+        "tta": "hflip",
+        "tta_description": "average of the face and its mirror image",
+        "temperature": temperature,
+        "face_crop": face_crop,
+        **{key: about[key] for key in ("members",) if key in about},
+        "training": about["training"],
+        "metrics": {
+            "validation": {
+                "split": "PublicTest",
+                "n": figures["n"],
+                "accuracy": figures["accuracy"],
+                "accuracy_no_tta": figures_no_tta["accuracy"],
+                "macro_f1": figures["macro_f1"],
+                "recall": {k: v["recall"] for k, v in figures["per_class"].items()},
+                "ece_before_calibration": evaluation["calibration"]["ece_before"],
+                "ece": figures["ece"],
+            }
+        },
+        "views": view_figures(calibrated, validation.labels, scheme),
+        "regenerate": about["regenerate"],
+    })
+    write_card(dest, card)
+    return dest

@@ -1,0 +1,393 @@
+"""Training: a ``tf.data`` pipeline with augmentation and one ``fit`` with callbacks.
+
+An output folder holds everything a run makes: ``best.keras`` (best validation accuracy, written
+atomically), ``history.csv`` (one row per epoch, written as it goes), ``training.json`` (the command,
+the configuration and the timing) and ``backup/`` (``BackupAndRestore``: run the same command again
+and an interrupted run resumes at the epoch it stopped).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.data import FaceData, load_dataset
+from fer_core.labels import LabelScheme, get_scheme
+
+if TYPE_CHECKING:
+    import keras
+
+BEST_MODEL = "best.keras"
+HISTORY = "history.csv"
+TRAINING_JSON = "training.json"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    scheme: str = "fer7"
+    arch: str = "vgg_compact"
+    epochs: int = 60
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_epochs: int = 2
+    # Label smoothing 0.1 left a model a temperature could not calibrate: ECE 3.2% at best
+    # (benchmarks/calibration_study.py on the first shipped model, commit 48f7ead).
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    # "one_pass": flip, then rotation, zoom and shift in one bilinear resampling, with a share of the
+    # faces (keep_unresampled) left on the pixel grid; "three_pass": the original three Keras layers.
+    augmentation: str = "one_pass"
+    keep_unresampled: float = 0.25
+    erasing: float = 0.0  # probability of random erasing (one rectangle of noise) per face
+    optimizer: str = "adamw"  # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
+    patience: int = 15
+    precision: str = "mixed_bfloat16"
+    augment: bool = True
+    limit: int | None = None  # at most this many faces per split (quick runs and tests)
+    seed: int = 1
+    command: list[str] = field(default_factory=list)
+
+
+def scheme_arrays(data: FaceData, scheme: LabelScheme) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 48, 48, 1)`` float32 and scheme class indices, faces outside the scheme left out."""
+    y = scheme.map_fer(data.labels)
+    keep = y >= 0
+    return data.images[keep][..., None].astype(np.float32), y[keep]
+
+
+def limit_per_split(data: FaceData, limit: int | None, seed: int) -> FaceData:
+    if limit is None or len(data) <= limit:
+        return data
+    idx = np.random.default_rng(seed).permutation(len(data))[:limit]
+    return data.subset(np.sort(idx))
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k · count)`` per class: rare classes (disgust) weigh more."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return (len(y) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def augmentation_layers() -> keras.Sequential:
+    """The "three_pass" recipe: flip, rotation, zoom, shift, brightness and contrast as Keras layers.
+
+    Rotation, zoom and shift each resample the face bilinearly, so every training face is softened
+    three times (the reason ``publish`` puts an input blur in front of models trained this way).
+    The layers are pinned to float32: under the global ``mixed_bfloat16`` policy they would compute
+    in bfloat16, which wrecks the images (most pixels come out black).
+    """
+    import keras
+    from keras import layers
+
+    f32 = {"dtype": "float32"}
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", **f32),
+            layers.RandomRotation(0.04, fill_mode="reflect", **f32),  # ±14°
+            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", **f32),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **f32),
+            layers.RandomBrightness(0.2, value_range=(0, 255), **f32),
+            layers.RandomContrast(0.3, value_range=(0, 255), **f32),
+        ],
+        name="augment",
+    )
+
+
+@dataclass(frozen=True)
+class AffineRanges:
+    """Ranges of the one-pass geometric augmentation (uniform draws)."""
+
+    rotation_degrees: float = 12.0
+    zoom: float = 0.15  # scale in [1 - zoom, 1 + zoom]
+    shift: float = 0.1  # fraction of the side, both axes
+    keep_unresampled: float = 0.25  # share of faces only flipped: exactly on the pixel grid
+
+
+def affine_transforms(batch: int, size: int, ranges: AffineRanges):
+    """Per-face projective transforms (``(batch, 8)``, output → input coordinates) for TF's
+    ``ImageProjectiveTransformV3``: rotation, zoom and shift about the centre, composed into one
+    matrix; the identity for the ``keep_unresampled`` share."""
+    import tensorflow as tf
+
+    angle = tf.random.uniform([batch], -1.0, 1.0) * np.deg2rad(ranges.rotation_degrees)
+    scale = 1.0 + tf.random.uniform([batch], -ranges.zoom, ranges.zoom)
+    shift = tf.random.uniform([batch, 2], -ranges.shift, ranges.shift) * size
+    keep = tf.random.uniform([batch]) < ranges.keep_unresampled
+    # Inverse map: input = R(-angle) / scale · (output - centre - shift) + centre.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    c = (size - 1) / 2.0
+    ox, oy = c + shift[:, 0], c + shift[:, 1]
+    a0, a1 = cos, sin
+    b0, b1 = -sin, cos
+    a2 = c - a0 * ox - a1 * oy
+    b2 = c - b0 * ox - b1 * oy
+    zeros = tf.zeros([batch])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    identity = tf.constant([1, 0, 0, 0, 1, 0, 0, 0], tf.float32)
+    return tf.where(keep[:, None], identity[None, :], transforms)
+
+
+def random_erasing(images, probability: float, area=(0.02, 0.2), aspect=(0.3, 3.3)):
+    """Random erasing (Zhong et al. 2017): with ``probability`` one rectangle of a face becomes
+    uniform noise, so the net cannot rely on any single part of the face."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    batch, h, w = shape[0], shape[1], shape[2]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    target = tf.random.uniform([batch], *area) * hf * wf
+    log_ratio = tf.random.uniform([batch], np.log(aspect[0]), np.log(aspect[1]))
+    ratio = tf.exp(log_ratio)
+    eh = tf.minimum(tf.sqrt(target * ratio), hf)
+    ew = tf.minimum(tf.sqrt(target / ratio), wf)
+    y0 = tf.random.uniform([batch]) * (hf - eh)
+    x0 = tf.random.uniform([batch]) * (wf - ew)
+    rows = tf.range(hf)[None, :, None]
+    cols = tf.range(wf)[None, None, :]
+    inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
+              & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
+    chosen = tf.random.uniform([batch]) < probability
+    mask = (inside & chosen[:, None, None])[..., None]
+    noise = tf.random.uniform(tf.shape(images), 0.0, 255.0)
+    return tf.where(mask, noise, images)
+
+
+def one_pass_augment(images, ranges: AffineRanges = AffineRanges(), erasing: float = 0.0):
+    """Flip, one resampling for rotation + zoom + shift, brightness/contrast, optional erasing.
+
+    Why one pass: the "three_pass" layers resample each face three times, and the net learns on
+    softened faces while it is shown sharp ones at inference. Here each face is resampled at most
+    once, and ``keep_unresampled`` of them not at all, so sharp faces are part of training.
+    """
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    batch, size = tf.shape(images)[0], images.shape[1]
+    flip = tf.random.uniform([batch]) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=affine_transforms(batch, size, ranges),
+        output_shape=tf.shape(images)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    brightness = tf.random.uniform([batch, 1, 1, 1], -0.2, 0.2) * 255.0
+    contrast = tf.random.uniform([batch, 1, 1, 1], 0.7, 1.3)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    images = tf.clip_by_value((images - mean) * contrast + mean + brightness, 0.0, 255.0)
+    if erasing > 0:
+        images = random_erasing(images, erasing)
+    return images
+
+
+def augmenter(config: TrainConfig):
+    """The batch augmentation function of a run's recipe."""
+    if config.augmentation == "three_pass":
+        layers = augmentation_layers()
+        return lambda images: layers(images, training=True)
+    if config.augmentation == "one_pass":
+        ranges = AffineRanges(keep_unresampled=config.keep_unresampled)
+        return lambda images: one_pass_augment(images, ranges, config.erasing)
+    raise ValueError(f"unknown augmentation {config.augmentation!r}; choose one_pass or three_pass")
+
+
+def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment=None,
+                 class_weights: np.ndarray | None = None, seed: int = 1):
+    """``tf.data`` pipeline of ``(face, one-hot label[, sample weight])`` batches; ``augment`` is a
+    batch function (see :func:`augmenter`) applied to training batches."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training and augment is not None:
+        ds = ds.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+    weights = None if class_weights is None else tf.constant(class_weights)
+
+    def to_targets(a, b):
+        target = tf.one_hot(b, n_classes)
+        if weights is None:
+            return a, target
+        return a, target, tf.gather(weights, b)
+
+    return ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _epoch_stats_callback():
+    import keras
+
+    class EpochStats(keras.callbacks.Callback):
+        """Adds ``learning_rate`` and ``epoch_seconds`` to each epoch's logs (before the CSV logger)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                logs["epoch_seconds"] = time.perf_counter() - self._start
+
+    return EpochStats()
+
+
+def _atomic_best_checkpoint(path: Path, best_so_far: float):
+    import keras
+
+    class AtomicBestCheckpoint(keras.callbacks.Callback):
+        """Saves the model when ``val_accuracy`` improves: to a temp file, then ``os.replace``."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = best_so_far
+
+        def on_epoch_end(self, epoch, logs=None):
+            score = (logs or {}).get("val_accuracy")
+            if score is None or score <= self.best:
+                return
+            self.best = float(score)
+            tmp = path.with_name(f".{path.stem}.tmp.keras")
+            self.model.save(tmp)
+            os.replace(tmp, path)
+
+    return AtomicBestCheckpoint()
+
+
+def read_history(out: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of ``history.csv`` as floats (empty if absent)."""
+    path = Path(out) / HISTORY
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def distribution_strategy():
+    """MirroredStrategy over several GPUs, else the default strategy (one device)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def run_is_complete(out: str | os.PathLike) -> bool:
+    path = Path(out) / TRAINING_JSON
+    return path.is_file() and bool(json.loads(path.read_text()).get("completed"))
+
+
+def start_fresh(out: str | os.PathLike) -> None:
+    """Forget a previous run in ``out`` (history, backup, best model) so training starts at epoch 1."""
+    out = Path(out)
+    for name in (HISTORY, TRAINING_JSON, BEST_MODEL):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "backup", ignore_errors=True)
+
+
+def make_optimizer(config: TrainConfig, schedule):
+    """AdamW (default), or SGD with Nesterov momentum 0.9 as in the published FER2013 VGG recipes."""
+    import keras
+
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
+
+
+def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None) -> Path:
+    """Run, or resume, a training run; returns the path of the best model.
+
+    Calling it again on the same ``out`` folder resumes an interrupted run at the epoch after the last
+    one finished (``BackupAndRestore``); a run that already completed is left as it is. ``callbacks``
+    are extra Keras callbacks (e.g. a progress display).
+    """
+    import keras
+
+    from fer_core.training.architectures import build_model
+
+    out = Path(config.out)
+    if run_is_complete(out):
+        return out / BEST_MODEL
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(config.precision)
+    scheme = get_scheme(config.scheme)
+
+    data = load_dataset(config.data, skip_bad_rows=True).data
+    x_train, y_train = scheme_arrays(limit_per_split(data.split("Training"), config.limit, config.seed), scheme)
+    x_val, y_val = scheme_arrays(limit_per_split(data.split("PublicTest"), config.limit, config.seed), scheme)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"{config.data}: need Training and PublicTest (validation) faces; "
+                         f"found {len(x_train)} and {len(x_val)}")
+    weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
+    augment = augmenter(config) if config.augment else None
+    train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, augment, weights,
+                            seed=config.seed)
+    val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False)
+
+    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    with distribution_strategy().scope():
+        model = build_model(config.arch, scheme.n_classes)
+        warmup = config.warmup_epochs * steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10,
+            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+            alpha=0.01,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
+        )
+        model.compile(
+            optimizer=make_optimizer(config, schedule),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+
+    history = read_history(out)
+    best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
+    _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
+    callbacks = [
+        _epoch_stats_callback(),
+        *(callbacks or []),
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
+        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
+        keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
+    ]
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    _mark_complete(out)
+    return out / BEST_MODEL
+
+
+def _mark_complete(out: Path) -> None:
+    path = out / TRAINING_JSON
+    info = json.loads(path.read_text())
+    info["completed"] = True
+    path.write_text(json.dumps(info, indent=2))
+
+
+def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_train: int, n_val: int,
+                         n_params: int) -> None:
+    info = {
+        "config": asdict(config),
+        "command": " ".join(shlex.quote(a) for a in config.command) or None,
+        "scheme": scheme.to_dict(),
+        "n_train": n_train,
+        "n_validation": n_val,
+        "parameters": n_params,
+        "python": sys.version.split()[0],
+    }
+    (out / TRAINING_JSON).write_text(json.dumps(info, indent=2))
