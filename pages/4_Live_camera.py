@@ -14,10 +14,9 @@ import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from fer_core.app.charts import emotion_bars
+from fer_core.app.charts import emotion_bars, emotion_colors
 from fer_core.app.ice import IceConfigError, configured_ice_servers, rtc_configuration
 from fer_core.app.ui import model_picker, recognizer_or_error, webrtc_secrets
-from fer_core.inference.draw import color_hex
 from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
 from fer_core.model_card import fast_model_path
 
@@ -74,14 +73,10 @@ def frame_callback(processor: LiveProcessor):
     return callback
 
 
-def emotion_colors(labels) -> dict[str, str]:
-    return {**{label: color_hex(label) for label in labels}, NO_FACE: NO_FACE_COLOR}
-
-
 def live_chart(session: LiveSession):
     table = session.main_face_probabilities(last_s=CHART_SECONDS)
     chart = px.line(table, x="time_s", y="probability", color="emotion", range_y=[0, 1],
-                    color_discrete_map=emotion_colors(session.labels),
+                    color_discrete_map=emotion_colors(session.labels, {NO_FACE: NO_FACE_COLOR}),
                     category_orders={"emotion": list(session.labels)}, labels={"time_s": "time (s)"},
                     title=f"Main face (largest), last {CHART_SECONDS} s")
     chart.update_layout(height=340, margin=dict(t=50, b=0))
@@ -136,7 +131,7 @@ def show_summary(session: LiveSession) -> None:
                 + ". Share of the time per top emotion of the main face (the largest):")
     shares = session.emotion_shares()
     st.plotly_chart(emotion_bars(dict(zip(shares["emotion"], shares["share"])), "share", height=300,
-                                 colors=emotion_colors(session.labels)), width="stretch")
+                                 colors={NO_FACE: NO_FACE_COLOR}), width="stretch")
     st.download_button("Per-frame results (CSV)", session.to_csv(), file_name="live_session.csv", mime="text/csv",
                        on_click="ignore", help="One row per face per frame, with the smoothed probabilities drawn.")
 

@@ -6,9 +6,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from fer_core.app.charts import emotion_colors
 from fer_core.app.ui import model_picker, recognizer_or_error
 from fer_core.app.upload import VideoUploadAnalysis, analyze_video_upload
-from fer_core.inference.draw import color_hex
 from fer_core.inference.video import VideoError
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
@@ -30,7 +30,7 @@ def main_face_chart(table: pd.DataFrame, labels: tuple[str, ...]):
     main = table[table["face"] == 1].melt(id_vars="time_s", value_vars=list(labels),
                                            var_name="emotion", value_name="probability")
     chart = px.line(main, x="time_s", y="probability", color="emotion", range_y=[0, 1],
-                    color_discrete_map={label: color_hex(label) for label in labels},
+                    color_discrete_map=emotion_colors(labels),
                     labels={"time_s": "time (s)"}, title="Main face (largest): probability of each emotion")
     chart.update_layout(height=380, margin=dict(t=50, b=0))
     return chart

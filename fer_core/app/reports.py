@@ -9,12 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_core.model_card import (
-    eval_path,
-    history_path,
-    misclassified_faces_path,
-    read_card,
-)
+from fer_core.model_card import eval_path, history_path, misclassified_faces_path, read_card
 
 
 def load_history(model_path: str | os.PathLike) -> pd.DataFrame | None:

@@ -8,16 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.data.faces import (
-    FACE_SIZE,
-    SPLITS,
-    DataError,
-    FaceData,
-    LoadResult,
-    Skipped,
-    empty_data,
-    normalise_split,
-)
+from fer_core.data.faces import FACE_SIZE, SPLITS, DataError, FaceData, LoadResult, Skipped, empty_data, normalise_split
 from fer_core.labels import FER_LABELS, canonical_label
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.data.faces import (
-    FACE_SIZE,
-    N_PIXELS,
-    DataError,
-    FaceData,
-    LoadResult,
-    Skipped,
-    normalise_split,
-)
+from fer_core.data.faces import FACE_SIZE, N_PIXELS, DataError, FaceData, LoadResult, Skipped, normalise_split
 from fer_core.labels import FER_LABELS
 
 if TYPE_CHECKING:

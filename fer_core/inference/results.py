@@ -37,17 +37,21 @@ def error_record(path: str, reason: str) -> dict:
     return {"path": path, "status": "error", "error": reason, "faces": []}
 
 
+def face_row(face: FaceResult, digits: int | None = 6) -> dict:
+    """One face as a flat row: ``face, x, y, w, h, label, confidence``, then one column per label;
+    confidence and probabilities rounded to ``digits`` (``None``: as computed)."""
+    x, y, w, h = face.box
+
+    def value(p: float) -> float:
+        return p if digits is None else round(p, digits)
+
+    return {"face": face.index + 1, "x": x, "y": y, "w": w, "h": h, "label": face.label,
+            "confidence": value(face.confidence), **{label: value(p) for label, p in face.probabilities.items()}}
+
+
 def results_rows(results: Sequence[FaceResult], path: str | None = None) -> list[dict]:
     """Flat rows (``[path,] face, x, y, w, h, label, confidence``, then one column per label)."""
-    rows = []
-    for r in results:
-        row = {"path": path} if path is not None else {}
-        x, y, w, h = r.box
-        row.update({"face": r.index + 1, "x": x, "y": y, "w": w, "h": h, "label": r.label,
-                    "confidence": round(r.confidence, 6)})
-        row.update({label: round(p, 6) for label, p in r.probabilities.items()})
-        rows.append(row)
-    return rows
+    return [({"path": path} if path is not None else {}) | face_row(r) for r in results]
 
 
 def results_frame(results: Sequence[FaceResult], labels: Sequence[str], path: str | None = None) -> pandas.DataFrame:

@@ -23,6 +23,7 @@ from fer_core.inference.draw import annotate
 from fer_core.inference.images import failure_reason
 from fer_core.inference.pipeline import FaceResult, analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.results import face_row
 
 if TYPE_CHECKING:
     import pandas
@@ -73,9 +74,7 @@ def faces_by_size(results: list[FaceResult]) -> list[FaceResult]:
 
 
 def face_rows(frame_index: int, time_s: float, results: list[FaceResult]) -> list[dict]:
-    return [{"frame": frame_index, "time_s": round(time_s, 3), "face": r.index + 1,
-             "x": r.box[0], "y": r.box[1], "w": r.box[2], "h": r.box[3],
-             "label": r.label, "confidence": r.confidence, **r.probabilities} for r in results]
+    return [{"frame": frame_index, "time_s": round(time_s, 3), **face_row(r, digits=None)} for r in results]
 
 
 @lru_cache(maxsize=1)

@@ -33,15 +33,8 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     """ECE: confidence-vs-accuracy gap averaged over equal-width confidence bins, weighted by size."""
     if len(probs) == 0:
         return 0.0
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+    bins = reliability_bins(probs, y_true, n_bins)
+    return float(sum(b["count"] / len(probs) * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]))
 
 
 def reliability_bins(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> list[dict[str, float]]:

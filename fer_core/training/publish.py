@@ -21,14 +21,7 @@ import numpy as np
 from fer_core.data import FaceData, load_dataset
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.labels import SMILE, LabelScheme, project_probabilities
-from fer_core.model_card import (
-    MODELS_DIR,
-    card_scheme,
-    eval_path,
-    history_path,
-    misclassified_faces_path,
-    write_card,
-)
+from fer_core.model_card import MODELS_DIR, card_scheme, eval_path, history_path, misclassified_faces_path, write_card
 from fer_core.training.architectures import build_ensemble, with_input_blur
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import (

@@ -13,6 +13,7 @@ import numpy as np
 
 from fer_core.inference.live.processor import FPS_WINDOW, FrameRecord
 from fer_core.inference.live.tracking import main_face
+from fer_core.inference.results import face_row
 
 if TYPE_CHECKING:
     import pandas
@@ -89,11 +90,7 @@ class LiveSession:
                     "latency_ms": round(r.latency_ms, 2), "error": r.error or ""}
             if not r.faces:
                 rows.append(base)
-            for face in r.faces:
-                x, y, w, h = face.box
-                rows.append({**base, "face": face.index + 1, "x": x, "y": y, "w": w, "h": h, "label": face.label,
-                             "confidence": round(face.confidence, 6),
-                             **{label: round(p, 6) for label, p in face.probabilities.items()}})
+            rows += [base | face_row(face) for face in r.faces]
         return rows
 
     def to_csv(self) -> bytes:

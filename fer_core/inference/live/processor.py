@@ -29,12 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_core.inference.crop import card_margin
-from fer_core.inference.detect import (
-    FRAME_SETTINGS,
-    FaceDetector,
-    shared_detector,
-    to_gray,
-)
+from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector, shared_detector, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.live.tracking import FaceTracker, track_result
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes
