@@ -163,13 +163,10 @@ def _predict_file(path: Path, recognizer, args: argparse.Namespace, written: set
     written with ``--annotate``; raises whatever goes wrong, for the caller to report."""
     from fer_core.inference.draw import annotate
     from fer_core.inference.images import encode_png, read_image
-    from fer_core.inference.pipeline import analyze_image, classify_whole_image
+    from fer_core.inference.pipeline import find_faces
 
     image = read_image(path)
-    if args.whole_image:
-        results = [classify_whole_image(image, recognizer, tta=not args.no_tta)]
-    else:
-        results = analyze_image(image, recognizer, tta=not args.no_tta)
+    results = find_faces(image, recognizer, tta=not args.no_tta, whole_image=args.whole_image)
     if args.annotate:
         out = _annotated_path(Path(args.annotate), path, written)
         out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
@@ -311,6 +308,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from fer_core.training.architectures import ARCHITECTURES
     from fer_core.training.publish import BLUR_CANDIDATES
+    from fer_core.training.train import TrainConfig
 
     verbose_help = "show TensorFlow's start-up messages and the traceback of each failed input"
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
@@ -328,28 +326,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary, uses_tensorflow=False)
 
     p = sub.add_parser("train", help="train a model (run the same command again to resume)")
+    recipe = TrainConfig(data="", out="")  # the defaults of a training run
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree with Training and PublicTest faces")
     p.add_argument("--out", required=True, help="run folder (model, history, backup)")
-    p.add_argument("--scheme", default="fer7", help="fer7, fer6, smile or subset:happy,sad,neutral")
-    p.add_argument("--arch", default="vgg_compact", choices=sorted(ARCHITECTURES))
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay after warm-up)")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--scheme", default=recipe.scheme, help="fer7, fer6, smile or subset:happy,sad,neutral")
+    p.add_argument("--arch", default=recipe.arch, choices=sorted(ARCHITECTURES))
+    p.add_argument("--epochs", type=int, default=recipe.epochs)
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size)
+    p.add_argument("--lr", type=float, default=recipe.learning_rate,
+                   help="peak learning rate (cosine decay after warm-up)")
+    p.add_argument("--weight-decay", type=float, default=recipe.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=recipe.label_smoothing)
     p.add_argument("--class-weights", action="store_true", help="weigh classes by inverse frequency")
-    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
-    p.add_argument("--precision", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
+    p.add_argument("--patience", type=int, default=recipe.patience, help="early-stopping patience in epochs")
+    p.add_argument("--precision", default=recipe.precision, choices=["float32", "mixed_bfloat16"])
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--augmentation", default="one_pass", choices=["one_pass", "three_pass"],
+    p.add_argument("--augmentation", default=recipe.augmentation, choices=["one_pass", "three_pass"],
                    help="one_pass: rotation, zoom and shift in a single resampling (default); "
                         "three_pass: the Keras layers of the first shipped model")
-    p.add_argument("--keep-unresampled", type=float, default=0.25,
-                   help="one_pass: share of faces only flipped, never resampled (default 0.25)")
-    p.add_argument("--erasing", type=float, default=0.0, help="probability of random erasing per face (e.g. 0.5)")
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="sgd = Nesterov momentum 0.9")
+    p.add_argument("--keep-unresampled", type=float, default=recipe.keep_unresampled,
+                   help=f"one_pass: share of faces only flipped, never resampled (default {recipe.keep_unresampled:g})")
+    p.add_argument("--erasing", type=float, default=recipe.erasing,
+                   help="probability of random erasing per face (e.g. 0.5)")
+    p.add_argument("--optimizer", default=recipe.optimizer, choices=["adamw", "sgd"],
+                   help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=recipe.seed)
     p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")
     p.add_argument("--progress", type=int, default=2, choices=[0, 1, 2],
                    help="Keras output while training: 0 silent, 1 progress bar, 2 a line per epoch (default)")

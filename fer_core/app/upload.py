@@ -17,7 +17,7 @@ from fer_core.inference.crop import card_margin, crop_faces
 from fer_core.inference.detect import to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.images import decode_image, encode_png
-from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
+from fer_core.inference.pipeline import FaceResult, find_faces
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.results import results_csv, results_frame, results_json
 from fer_core.inference.video import ProgressCallback, VideoAnalysis, analyze_video
@@ -83,10 +83,7 @@ def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: b
     Raises :class:`fer_core.inference.images.ImageError` with a message for the user when the file is unusable.
     """
     image = decode_image(data, name)
-    if whole_image:
-        results = [classify_whole_image(image, recognizer, tta=tta)]
-    else:
-        results = analyze_image(image, recognizer, tta=tta)
+    results = find_faces(image, recognizer, tta=tta, whole_image=whole_image)
     margin = 0.0 if whole_image else card_margin(recognizer.card)  # as classify_whole_image / analyze_image
     return ImageAnalysis(name, image, results, recognizer.labels, whole_image, margin)
 

@@ -52,6 +52,15 @@ def analyze_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detector
     return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta, margin=card_margin(recognizer.card))
 
 
+def find_faces(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True,
+               whole_image: bool = False) -> list[FaceResult]:
+    """The faces of an image: those the detector finds (:func:`analyze_image`), or with
+    ``whole_image`` the whole image as one face (:func:`classify_whole_image`)."""
+    if whole_image:
+        return [classify_whole_image(image_bgr, recognizer, tta=tta)]
+    return analyze_image(image_bgr, recognizer, tta=tta)
+
+
 def classify_whole_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True) -> FaceResult:
     """Classify the whole image as one face, for pictures that are already a cropped face.
 
