@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_inference import webcam_frame  # noqa: E402
+from bench_inference import webcam_frame
 
-from fer_core.card import list_models  # noqa: E402
-from fer_core.detect import FRAME_SETTINGS, FaceDetector  # noqa: E402
-from fer_core.pipeline import analyze_image  # noqa: E402
-from fer_core.recognizer import EmotionRecognizer  # noqa: E402
-from fer_core.speed import machine_info  # noqa: E402
+from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.inference.pipeline import analyze_image
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.speed import machine_info
+from fer_core.model_card import list_models
 
 
 def interleaved_ms(tasks: dict[str, callable], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -58,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                              max(5, args.repeats // 3))
     single = interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:1], tta=False)) for n, r in recognizers.items()},
                             args.repeats)
-    full = interleaved_ms({n: (lambda r=r: analyze_image(frame, r, detector, tta=False)) for n, r in recognizers.items()},
-                          args.repeats)
+    frames = {n: (lambda r=r: analyze_image(frame, r, detector, tta=False)) for n, r in recognizers.items()}
+    full = interleaved_ms(frames, args.repeats)
     print(f"{'model':<28}{'params':>10}{'batch 256 faces/s':>19}{'single face ms':>16}{'640x480 frame ms':>18}")
     for name, recognizer in recognizers.items():
         print(f"{name:<28}{recognizer.model.count_params():>10,}{256 / batched[name] * 1000:>19,.0f}"
