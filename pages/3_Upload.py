@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 
 from fer_core.app.charts import emotion_bars
-from fer_core.app.ui import cached_recognizer, model_picker, recognizer_or_error
+from fer_core.app.ui import cached_recognizer, model_picker, recognizer_or_error, smile_view_toggle
 from fer_core.app.upload import ImageAnalysis, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
@@ -26,12 +26,14 @@ cam = st.sidebar.toggle("Grad-CAM per face", value=False,
                         help="Overlay on each face where the model looked for its top emotion.")
 tta = st.sidebar.toggle("Test-time augmentation", value=True,
                         help="Classify each face and its mirror image and average the two: a little more accurate.")
+scheme = smile_view_toggle()
 
 
 @st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
-def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool) -> ImageAnalysis:
+def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool,
+                    scheme: str | None = None) -> ImageAnalysis:
     """The analysis of one upload per model and settings, so that toggling the drawing is instant."""
-    return analyze_upload(data, name, cached_recognizer(model), tta=tta, whole_image=whole_image)
+    return analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta, whole_image=whole_image)
 
 
 def show_faces(analysis: ImageAnalysis, recognizer, key: str) -> None:
@@ -72,7 +74,7 @@ def analyse(upload) -> ImageAnalysis | str:
     among several must not cost the others their results."""
     try:
         return cached_analysis(upload.getvalue(), upload.name, str(model_path), tta,
-                               st.session_state.get(f"whole_image_{upload.file_id}", False))
+                               st.session_state.get(f"whole_image_{upload.file_id}", False), scheme)
     except ImageError as exc:
         return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)}"
     except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on
@@ -107,7 +109,7 @@ def show_results(analysis: ImageAnalysis, key: str) -> None:
 
 uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
                            help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed one by one.")
-recognizer = recognizer_or_error(model_path)
+recognizer = recognizer_or_error(model_path, scheme)
 if not uploads:
     st.info("Upload a photo with one or more faces.")
     st.stop()

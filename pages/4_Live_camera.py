@@ -16,7 +16,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.app.charts import emotion_bars, emotion_colors
 from fer_core.app.ice import IceConfigError, configured_ice_servers, rtc_configuration
-from fer_core.app.ui import model_picker, recognizer_or_error, webrtc_secrets
+from fer_core.app.ui import model_picker, recognizer_or_error, smile_view_toggle, webrtc_secrets
 from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
 from fer_core.model_card import fast_model_path
 
@@ -43,6 +43,7 @@ bars = st.sidebar.toggle("Probability bars on the image", value=False)
 tta = st.sidebar.toggle("Test-time augmentation", value=False,
                         help="Classify each face and its mirror image and average the two: a little more accurate, "
                              "twice the classifier's work per frame.")
+scheme = smile_view_toggle()
 
 
 def ice_servers_or_stop() -> list[dict]:
@@ -136,7 +137,7 @@ def show_summary(session: LiveSession) -> None:
                        on_click="ignore", help="One row per face per frame, with the smoothed probabilities drawn.")
 
 
-recognizer = recognizer_or_error(model_path)
+recognizer = recognizer_or_error(model_path, scheme)
 if recognizer is None:
     st.stop()
 processor = session_processor(recognizer)

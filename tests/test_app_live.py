@@ -53,7 +53,8 @@ def test_live_page_before_start(camera):
     assert at.info[0].value == "Press START to classify the faces in your camera's stream."
     assert [s.label for s in at.sidebar.slider] == ["Label smoothing (seconds)", "Detect faces every Nth frame"]
     assert [t.label for t in at.sidebar.toggle] == ["Emoji over the faces", "Probability bars on the image",
-                                                   "Test-time augmentation"]
+                                                   "Test-time augmentation",
+                                                   "Smile view (happy or not)"]
     (call,) = camera.calls
     assert call["rtc_configuration"] == {"iceServers": []}  # nothing external contacted by default
     assert callable(call["video_frame_callback"])

@@ -35,7 +35,8 @@ def test_upload_page_without_upload(tiny_model_env):
     assert at.title[0].value == "Upload a photo"
     assert at.info[0].value == "Upload a photo with one or more faces."
     assert [t.label for t in at.sidebar.toggle] == ["Emoji over the faces", "Probability bars on the image",
-                                                   "Grad-CAM per face", "Test-time augmentation"]
+                                                   "Grad-CAM per face", "Test-time augmentation",
+                                                   "Smile view (happy or not)"]
     assert at.file_uploader[0].allowed_type == [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"]
 
 
@@ -54,6 +55,16 @@ def test_upload_page_with_a_photo(tiny_model_env, astronaut_path):
     assert [b.label for b in at.get("download_button")] == ["Annotated image (PNG)", "Results (CSV)", "Results (JSON)"]
     at.sidebar.toggle[0].set_value(True).run()  # emoji on: redraw only, still fine
     assert not at.exception
+
+
+def test_upload_page_smile_view(tiny_model_env, astronaut_path):
+    at = upload(run_page(UPLOAD), "astronaut.png", astronaut_path.read_bytes(), "image/png")
+    at.sidebar.toggle(key="smile_view").set_value(True).run()
+    assert not at.exception
+    label = at.markdown[0].value.split(": ", 1)[1].split("**")[0]
+    assert label in ("happy", "not_happy")
+    table = at.dataframe[0].value
+    assert {"happy", "not_happy"} <= set(table.columns) and "angry" not in table.columns
 
 
 def test_upload_page_with_a_hostile_file_shows_an_error(tiny_model_env):

@@ -306,3 +306,13 @@ def test_session_csv_has_a_row_per_face_per_frame():
     assert table["face"].tolist() == ["1", "2", ""]  # whole numbers, also beside a frame without a face
     assert table["label"].tolist() == ["happy", "sad", ""]
     assert table["error"].tolist() == ["", "", "RuntimeError: boom"]
+
+
+def test_processor_with_the_smile_view_labels_frames_happy_or_not(tiny_recognizer):
+    view = tiny_recognizer.for_scheme("smile")
+    processor = LiveProcessor(view, ScriptedDetector([[(200, 100, 150, 150)]]), LiveSettings(detect_every=1))
+    run_frames(processor, 3)
+    records = drained(processor)
+    faces = [face for record in records for face in record.faces]
+    assert faces and {face.label for face in faces} <= {"happy", "not_happy"}
+    assert all(set(face.probabilities) == {"not_happy", "happy"} for face in faces)

@@ -335,3 +335,8 @@ def test_remeasure_keeps_the_training_record_and_adds_views(trained_run, small_t
     assert again["training"]["command"] == "the recorded command"
     assert again["input_blur"] == card["input_blur"]
     assert again["metrics"] == card["metrics"] and "smile" in again["views"]
+
+
+def test_a_scheme_view_is_made_once_per_recognizer(tiny_recognizer):
+    view = tiny_recognizer.for_scheme("smile")
+    assert tiny_recognizer.for_scheme("smile") is view and tiny_recognizer.for_scheme(None) is tiny_recognizer

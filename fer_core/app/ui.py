@@ -136,12 +136,22 @@ def model_picker(key: str = "model", default: Path | None = None) -> Path | None
     return Path(choice)
 
 
-def recognizer_or_error(model_path: Path | None):
-    """The cached recognizer, or ``None`` after showing why it could not be loaded."""
+def smile_view_toggle(key: str = "smile_view") -> str | None:
+    """Sidebar toggle for the smile view (happy or not, at the threshold chosen on validation):
+    the scheme name to pass to :func:`recognizer_or_error`, or ``None`` for the model's own classes."""
+    on = st.sidebar.toggle("Smile view (happy or not)", value=False, key=key,
+                           help="The model's probabilities summed into happy vs. not happy, decided at the "
+                                "threshold chosen on the validation faces (the model card's views).")
+    return "smile" if on else None
+
+
+def recognizer_or_error(model_path: Path | None, scheme: str | None = None):
+    """The cached recognizer (seen through ``scheme`` when given, e.g. ``smile``), or ``None`` after
+    showing why it could not be loaded."""
     if model_path is None:
         return None
     try:
-        return cached_recognizer(str(model_path))
+        return cached_recognizer(str(model_path)).for_scheme(scheme)
     except (OSError, ValueError) as exc:
         st.error(f"Cannot load the model {model_path}: {exc}")
         return None

@@ -85,6 +85,7 @@ class EmotionRecognizer:
         self.labels: tuple[str, ...] = self.scheme.labels
         self._projection: np.ndarray | None = None
         self.view_threshold = 0.5
+        self._views: dict[str, EmotionRecognizer] = {}
         self.temperature = float(self.card.get("temperature", 1.0))
         if model is None:
             model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
@@ -152,7 +153,9 @@ class EmotionRecognizer:
         if not spec or get_scheme(spec) == self.model_scheme:
             return self
         target = get_scheme(spec)
-        view = copy.copy(self)
+        if target.name in self._views:  # one view per scheme: pages compare recognizers by identity
+            return self._views[target.name]
+        view = self._views[target.name] = copy.copy(self)
         view.scheme, view.labels = target, target.labels
         view._projection = projection_matrix(self.model_scheme, target)
         view.view_threshold = float(self.card.get("views", {}).get(target.name, {}).get("threshold", 0.5))
