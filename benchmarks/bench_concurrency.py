@@ -28,30 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.speed import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 SHARED_DATA = Path(os.environ.get("FER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 PHOTO = SHARED_DATA / "photos" / "astronaut.png"
 THREAD_COUNTS = (1, 2, 4, 8)
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-def cpu_description() -> str:
-    """CPU model, core count and which of the flags TensorFlow's kernels care about it has."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    present = [flag for flag in CPU_FLAGS if flag in flags] or ["none of " + ", ".join(CPU_FLAGS)]
-    return f"{model}, {os.cpu_count()} logical CPUs, flags: {' '.join(present)}"
-
-
 def load_average() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -105,7 +87,7 @@ def main() -> None:
     images = photos()
     for image in images:  # warm-up: the first calls trace the model and fill OpenCV's buffers
         analyze_image(image, recognizer)
-    print(f"model {recognizer.model_path.name}; CPU: {cpu_description()}")
+    print(f"model {recognizer.model_path.name}; {machine_info().describe()}")
     print(f"load average at the start {load_average()}")
     print(f"{'threads':>7} {'faces/s':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8}  load average (1, 5, 15 min)")
     for threads in THREAD_COUNTS:

@@ -32,6 +32,7 @@ from fer_core.inference.detect import (
 from fer_core.inference.draw import annotate
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.speed import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
@@ -129,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     recognizer = EmotionRecognizer(args.model or default_model_path())
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"model {recognizer.model_path}  cpus {os.cpu_count()}  load average {load}")
+    print(f"model {recognizer.model_path}; {machine_info().describe()}")
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     bench_batches(recognizer, faces, args.repeats)
     bench_single(recognizer, faces, args.repeats)
