@@ -1,15 +1,10 @@
 """Cutting detected faces out of an image so they look like FER2013's training faces.
 
 FER2013 faces are tightly framed 48×48 gray crops. A detected box is widened by a margin on every
-side (a fraction of its side), squared, cut out and resized. ``benchmarks/crop_study.py`` pasted
-validation faces into larger pictures and ran the detector on them: OpenCV's frontal-face box
-lands almost exactly on FER2013's frame (median box/frame size 0.95–1.00, offset ≤ 0.02 of the
-side; the frame overlap is best, IoU 0.80, at margins 0 to 0.025 and falls off either way, 0.69 at
-0.1). That fits how the dataset was made, with OpenCV face detection, so the box is used as it is.
-Accuracy agrees: with the vgg_compact_fer7 retrained in session 2 (``--per-class 30``, 598 faces
-detected out of 840) the pipeline scores 62.0% at margin 0 against 63.0% for the same faces classified
-directly, 61.5% at −0.05, 59.0% at 0.025, 56.4% at 0.1 and 44.8% at 0.2, so the exact frame is the
-best choice on both counts.
+side (a fraction of its side), squared, cut out and resized. OpenCV's frontal-face box lands
+almost exactly on FER2013's frame, which fits how the dataset was made (with OpenCV face detection),
+so the box is used as it is (margin 0). ``benchmarks/crop_study.py`` measures both the frame overlap
+and the accuracy per margin; the model card's ``face_crop`` records the margin the model uses.
 """
 
 from __future__ import annotations

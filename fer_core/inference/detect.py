@@ -55,13 +55,12 @@ class DetectorSettings:
 
 
 # Photos: faces may be small in a large picture, so search a fairly large copy at fine scale steps.
-# On FER2013 faces pasted into a photo this finds 77% of them with 0.04 false boxes per picture.
+# benchmarks/detector_study.py measures faces found and false boxes for both settings.
 PHOTO_SETTINGS = DetectorSettings(max_side=1024, min_face=40, scale_factor=1.1, min_neighbors=5)
 # Webcam and video frames: a person in front of a camera has a face of 64 px or more in a 640×480
 # frame, and a frame must take milliseconds, so search a 320-px copy at coarser scale steps.
-# benchmarks/detector_study.py weighs the alternatives on an idle 2-core machine: this finds 45.7% of
-# FER2013 faces pasted into frames at 64–256 px in 12.4 ms a frame; scale_factor 1.25 takes 8.2 ms
-# but finds 37.0%, and a 256-px copy 9.6 ms for 39.3%. No setting is both faster and as good.
+# benchmarks/detector_study.py weighs the alternatives (faces found against ms per frame): no
+# setting it tried is both faster and as good.
 FRAME_SETTINGS = DetectorSettings(max_side=320, min_face=64, scale_factor=1.2, min_neighbors=5)
 
 

@@ -57,8 +57,8 @@ def default_cam_layer(model) -> str:
     """The last spatial activation that still feeds a convolution (else the last spatial layer).
 
     The very last activation goes straight into pooling and the classifier head; its Grad-CAM map
-    comes out all negative, hence blank, on about one face in ten (measured on the bundled sample
-    with the shipped model); one convolution earlier the maps are informative on all of them.
+    comes out all negative, hence blank, on some faces; one convolution earlier the maps are
+    informative on all of the bundled sample's faces.
     """
     ordered = spatial_layer_names(model)
     spatial = set(ordered)

@@ -25,11 +25,6 @@ class FaceResult(TopLabel):
     box: Box
     probabilities: dict[str, float]
 
-    def to_dict(self) -> dict:
-        """JSON-ready form: ``{"index", "box", "label", "confidence", "probabilities"}``."""
-        return {"index": self.index, "box": list(self.box), "label": self.label,
-                "confidence": self.confidence, "probabilities": dict(self.probabilities)}
-
 
 def classify_boxes(gray: np.ndarray, boxes: Sequence[Box], recognizer: EmotionRecognizer,
                    tta: bool = True, margin: float = FACE_MARGIN) -> list[FaceResult]:

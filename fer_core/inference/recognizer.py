@@ -44,7 +44,7 @@ def shift_binary_threshold(probs: np.ndarray, threshold: float) -> np.ndarray:
 
 
 class TopLabel:
-    """``label``, ``confidence`` and ``top_k`` of a result holding ``probabilities`` per label."""
+    """``label`` and ``confidence`` of a result holding ``probabilities`` per label."""
 
     probabilities: dict[str, float]
 
@@ -55,9 +55,6 @@ class TopLabel:
     @property
     def confidence(self) -> float:
         return self.probabilities[self.label]
-
-    def top_k(self, k: int = 3) -> list[tuple[str, float]]:
-        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ def fit_temperature(probs: np.ndarray, y_true: np.ndarray, objective: str = "nll
     ``objective="ece"`` minimises the expected calibration error (15 bins) over a grid of step 0.01:
     what the app reports as its trust figure. On the shipped model's validation faces the NLL is flat
     near its optimum while the ECE is not, and a T fitted on the ECE of one half of the faces also
-    gives the lower ECE on the other half (``benchmarks/calibration_study.py``: 3.3% against 3.9% for
-    NLL, mean of 20 half/half fits).
+    gives the lower ECE on the other half (``benchmarks/calibration_study.py`` prints both).
     """
     if len(y_true) == 0:
         raise ValueError("cannot fit a temperature on no faces")
