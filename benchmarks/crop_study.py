@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     direct = recognizer.predict_proba(faces, tta=tta).argmax(axis=1) == labels
     print(f"model {recognizer.model_path}  faces {len(faces)}  tta {tta}  detector {PHOTO_SETTINGS}")
     print(f"direct 48x48 accuracy on all {len(faces)} sampled faces: {direct.mean():.1%}")
-    if "metrics" not in recognizer.card:
+    if not recognizer.card.is_published:
         print("note: this model has no published card with metrics; if it is untrained, the accuracy "
               "columns mean nothing (the frame IoU does not depend on the model)")
     print()

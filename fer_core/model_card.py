@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.labels import FER7, LabelScheme
@@ -57,30 +58,116 @@ def misclassified_faces_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".misclassified.npz")
 
 
-def read_card(model_path: str | os.PathLike) -> dict:
-    """The card beside a model.
+@dataclass
+class ModelCard:
+    """The card beside a model: the only way the project reads or writes one.
 
-    A training run's ``best.keras`` has no card yet: its scheme comes from the run's
-    ``training.json``; failing that, FER2013's 7 classes are assumed.
+    ``data`` is the JSON as ``publish`` writes it (the file format); readers use the properties,
+    which give the defaults a card may leave out.
     """
-    path = card_path(model_path)
-    if path.is_file():
-        return json.loads(path.read_text())
-    run_info = Path(model_path).parent / "training.json"
-    scheme = json.loads(run_info.read_text())["scheme"] if run_info.is_file() else FER7.to_dict()
-    return {"name": Path(model_path).stem, "scheme": scheme, "temperature": 1.0, "tta": "hflip"}
 
+    model_path: Path
+    data: dict
 
-def write_card(model_path: str | os.PathLike, card: dict) -> Path:
-    path = card_path(model_path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    @classmethod
+    def load(cls, model_path: str | os.PathLike) -> ModelCard:
+        """The card beside a model. A training run's ``best.keras`` has no card yet: its scheme comes
+        from the run's ``training.json``; failing that, FER2013's 7 classes are assumed."""
+        model_path = Path(model_path)
+        path = card_path(model_path)
+        if path.is_file():
+            return cls(model_path, json.loads(path.read_text()))
+        run_info = model_path.parent / "training.json"
+        scheme = json.loads(run_info.read_text())["scheme"] if run_info.is_file() else FER7.to_dict()
+        return cls(model_path, {"name": model_path.stem, "scheme": scheme, "temperature": 1.0, "tta": "hflip"})
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field when the card cannot describe a usable model."""
+        for key in ("name", "scheme"):
+            if key not in self.data:
+                raise ValueError(f"{self.path}: the card has no {key!r}")
+        scheme = self.scheme
+        if len(scheme.fer_to_class) != len(FER7.labels) or max(scheme.fer_to_class) >= scheme.n_classes:
+            raise ValueError(f"{self.path}: scheme.fer_to_class does not map FER2013's 7 labels onto its classes")
+        if not self.temperature > 0:
+            raise ValueError(f"{self.path}: temperature must be positive, got {self.temperature}")
 
-def card_scheme(card: dict) -> LabelScheme:
-    return LabelScheme.from_dict(card["scheme"])
+    def save(self) -> Path:
+        """Validate, then write atomically: a reader never sees half a card."""
+        self.validate()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+        os.replace(tmp, self.path)
+        return self.path
+
+    @property
+    def path(self) -> Path:
+        return card_path(self.model_path)
+
+    @property
+    def history_path(self) -> Path:
+        return history_path(self.model_path)
+
+    @property
+    def eval_path(self) -> Path:
+        return eval_path(self.model_path)
+
+    @property
+    def misclassified_faces_path(self) -> Path:
+        return misclassified_faces_path(self.model_path)
+
+    @property
+    def name(self) -> str:
+        return self.data.get("name", self.model_path.stem)
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return LabelScheme.from_dict(self.data["scheme"])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.scheme.labels
+
+    @property
+    def temperature(self) -> float:
+        return float(self.data.get("temperature", 1.0))
+
+    @property
+    def is_published(self) -> bool:
+        """Whether ``publish`` measured the model (an unpublished run's card has no metrics)."""
+        return "metrics" in self.data
+
+    @property
+    def validation(self) -> dict:
+        """The validation figures (accuracy, accuracy_no_tta, macro_f1, recall, ece, …); ``{}`` if none."""
+        return self.data.get("metrics", {}).get("validation", {})
+
+    @property
+    def training(self) -> dict:
+        return self.data.get("training", {})
+
+    @property
+    def architecture(self) -> str | None:
+        return self.data.get("architecture")
+
+    @property
+    def parameters(self) -> int | None:
+        return self.data.get("parameters")
+
+    @property
+    def face_crop(self) -> dict | None:
+        return self.data.get("face_crop")
+
+    @property
+    def crop_margin(self) -> float:
+        """The crop margin the model was published with (the pipeline's default when not recorded)."""
+        from fer_core.inference.crop import FACE_MARGIN
+
+        return float((self.face_crop or {}).get("margin", FACE_MARGIN))
+
+    def view_threshold(self, scheme_name: str) -> float:
+        """The decision threshold ``publish`` chose on validation for a two-class view, else 0.5."""
+        return float(self.data.get("views", {}).get(scheme_name, {}).get("threshold", 0.5))
 
 
 def models_dir() -> Path:

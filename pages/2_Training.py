@@ -25,7 +25,7 @@ from fer_core.app.reports import (
 from fer_core.app.ui import model_picker, recognizer_or_error
 from fer_core.data.explore import enlarge
 from fer_core.inference.explain import grad_cam, overlay_heatmap
-from fer_core.model_card import list_models, read_card
+from fer_core.model_card import ModelCard, list_models
 
 st.title("Training")
 
@@ -162,8 +162,8 @@ def show_comparison(models: list[Path]) -> None:
 model_path = model_picker()
 if model_path is None:
     st.stop()
-card = read_card(model_path)
-st.caption(f"Model `{model_path.name}` · labels: {', '.join(card['scheme']['labels'])}")
+card = ModelCard.load(model_path)
+st.caption(f"Model `{model_path.name}` · labels: {', '.join(card.labels)}")
 show_overview(model_path)
 show_curves(model_path)
 evaluation = load_evaluation(model_path)
@@ -178,8 +178,8 @@ else:
     show_calibration(evaluation)
     show_misclassified(model_path, evaluation)
 with st.expander("Model card"):
-    st.json(card)
-    st.download_button("Download model card", json.dumps(card, indent=2), file_name=f"{model_path.stem}.json",
+    st.json(card.data)
+    st.download_button("Download model card", json.dumps(card.data, indent=2), file_name=f"{model_path.stem}.json",
                        mime="application/json")
 shipped = list_models()
 if len(shipped) > 1:

@@ -49,7 +49,7 @@ from browser_support import (
 )
 
 from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
-from fer_core.model_card import card_scheme, default_model_path, read_card
+from fer_core.model_card import ModelCard, default_model_path
 
 FRAME_COUNT_JS = "video => [video.getVideoPlaybackQuality().totalVideoFrames, performance.now()]"
 
@@ -70,7 +70,7 @@ def app_model(request) -> Path:
 
 @pytest.fixture(scope="module")
 def labels(app_model) -> tuple[str, ...]:
-    return card_scheme(read_card(app_model)).labels
+    return ModelCard.load(app_model).labels
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ from browser_support import (
 
 from fer_core.app.ui import HOME_PAGE, existing_pages
 from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
-from fer_core.model_card import card_scheme, default_model_path, read_card
+from fer_core.model_card import ModelCard, default_model_path
 
 pytestmark = [needs_chromium, pytest.mark.browser]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
@@ -181,7 +181,7 @@ def check_explain(journey: Journey, photo: Path, labels) -> None:
 
 
 def test_one_user_through_every_page_and_back(journey, shipped_model, astronaut_path, astronaut_clip, clip):
-    labels = card_scheme(read_card(shipped_model)).labels
+    labels = ModelCard.load(shipped_model).labels
     with journey.step("home"):
         check_home(journey)
     with journey.step("dataset"):

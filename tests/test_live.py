@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +30,7 @@ from fer_core.inference.live.tracking import (
     match_boxes,
 )
 from fer_core.inference.pipeline import FaceResult
+from fer_core.model_card import ModelCard
 
 FRAME = np.full((480, 640, 3), 90, np.uint8)
 DT = 0.1  # seconds between frames: a 10-fps camera
@@ -51,7 +53,7 @@ class ScriptedRecognizer:
     """Two labels; each face asked about gets the next row of ``rows`` (cycled); ``fail_on`` call numbers raise."""
 
     labels = ("happy", "sad")
-    card: dict = {}
+    card = ModelCard(Path("scripted.keras"), {})
 
     def __init__(self, rows=((0.8, 0.2),), fail_on=()):
         self.rows = itertools.cycle(rows)

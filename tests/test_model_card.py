@@ -19,3 +19,26 @@ def test_accurate_default_and_fast_live_model(tmp_path, monkeypatch):
     assert card.default_model_path() == card.fast_model_path() == tmp_path / "mine.keras"
     monkeypatch.setenv("FER_FAST_MODEL", str(tmp_path / "quick.keras"))
     assert card.fast_model_path() == tmp_path / "quick.keras"
+
+
+def test_a_card_is_validated_before_it_is_written(tmp_path):
+    import json
+
+    import pytest
+
+    from fer_core.labels import SMILE
+    from fer_core.model_card import ModelCard
+
+    model = tmp_path / "m.keras"
+    card = ModelCard(model, {"name": "m", "scheme": SMILE.to_dict(), "temperature": 1.2,
+                             "views": {"smile": {"threshold": 0.4}}})
+    assert card.save() == tmp_path / "m.json"
+    loaded = ModelCard.load(model)
+    assert loaded.labels == SMILE.labels and loaded.temperature == 1.2 and not loaded.is_published
+    assert loaded.view_threshold("smile") == 0.4 and loaded.view_threshold("other") == 0.5
+    assert loaded.history_path == tmp_path / "m.history.csv"
+    with pytest.raises(ValueError, match="fer_to_class"):
+        ModelCard(model, {"name": "m", "scheme": {**SMILE.to_dict(), "fer_to_class": [0, 1]}}).save()
+    with pytest.raises(ValueError, match="temperature"):
+        ModelCard(model, {"name": "m", "scheme": SMILE.to_dict(), "temperature": 0}).save()
+    assert json.loads((tmp_path / "m.json").read_text())["temperature"] == 1.2  # the bad ones never landed

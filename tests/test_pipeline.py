@@ -13,11 +13,12 @@ import pytest
 
 from fer_core.app.upload import analyze_upload
 from fer_core.data import load_dataset
-from fer_core.inference.crop import FACE_MARGIN, card_margin, crop_faces, face_crop_card
+from fer_core.inference.crop import FACE_MARGIN, crop_faces, face_crop_card
 from fer_core.inference.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
 from fer_core.inference.images import ImageError, decode_image
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
 from fer_core.labels import FER_LABELS
+from fer_core.model_card import ModelCard
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def astronaut_bgr(astronaut_path) -> np.ndarray:
 class RecordingRecognizer:
     """Wraps a recognizer, with its own card, and records the faces of every ``predict_proba`` call."""
 
-    def __init__(self, recognizer, card: dict | None = None):
+    def __init__(self, recognizer, card: ModelCard | None = None):
         self.inner = recognizer
         self.labels = recognizer.labels
         self.card = card if card is not None else recognizer.card
@@ -83,8 +84,9 @@ def test_all_faces_of_an_image_go_to_the_model_in_one_call(tiny_recognizer, astr
 
 
 def test_the_crop_margin_comes_from_the_model_card(tiny_recognizer, astronaut_bgr):
-    assert card_margin({}) == FACE_MARGIN
-    card = {**tiny_recognizer.card, "face_crop": face_crop_card(margin=0.25)}
+    assert ModelCard(tiny_recognizer.model_path, {}).crop_margin == FACE_MARGIN
+    data = {**tiny_recognizer.card.data, "face_crop": face_crop_card(margin=0.25)}
+    card = ModelCard(tiny_recognizer.model_path, data)
     recording = RecordingRecognizer(tiny_recognizer, card)
     results = analyze_image(astronaut_bgr, recording)
     gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)

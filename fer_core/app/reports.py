@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_core.model_card import eval_path, history_path, misclassified_faces_path, read_card
+from fer_core.model_card import ModelCard, eval_path, history_path, misclassified_faces_path
 
 
 def load_history(model_path: str | os.PathLike) -> pd.DataFrame | None:
@@ -92,9 +92,8 @@ def reliability_frame(evaluation: dict) -> pd.DataFrame:
 
 def card_overview(model_path: str | os.PathLike) -> dict:
     """The headline figures of a model card, for the page's metrics row."""
-    card = read_card(model_path)
-    validation = card.get("metrics", {}).get("validation", {})
-    training = card.get("training", {})
+    card = ModelCard.load(model_path)
+    validation, training = card.validation, card.training
     return {
         "accuracy": validation.get("accuracy"),
         "accuracy_no_tta": validation.get("accuracy_no_tta"),
@@ -103,7 +102,7 @@ def card_overview(model_path: str | os.PathLike) -> dict:
         "ece_before": validation.get("ece_before_calibration"),
         "epochs": training.get("epochs_run"),
         "seconds_per_epoch": training.get("seconds_per_epoch_median"),
-        "parameters": card.get("parameters"),
+        "parameters": card.parameters,
     }
 
 
@@ -112,16 +111,16 @@ def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:
     recall per class, parameters (figures missing from a card stay empty)."""
     rows = []
     for path in model_paths:
-        card = read_card(path)
-        validation = card.get("metrics", {}).get("validation", {})
+        card = ModelCard.load(path)
+        validation = card.validation
         row = {
             "model": Path(path).stem,
-            "architecture": card.get("architecture"),
+            "architecture": card.architecture,
             "accuracy": validation.get("accuracy"),
             "accuracy_no_tta": validation.get("accuracy_no_tta"),
             "macro_f1": validation.get("macro_f1"),
             "ece": validation.get("ece"),
-            "parameters": card.get("parameters"),
+            "parameters": card.parameters,
         }
         row.update({f"recall {label}": value for label, value in validation.get("recall", {}).items()})
         rows.append(row)

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data import DataError, LoadResult, load_dataset
-from fer_core.model_card import PROJECT_ROOT, default_model_path, list_models, read_card
+from fer_core.model_card import PROJECT_ROOT, ModelCard, default_model_path, list_models
 
 SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
 DATA_ENV = "FER_DATA"
@@ -159,10 +159,8 @@ def recognizer_or_error(model_path: Path | None, scheme: str | None = None):
 
 def model_summary(model_path: Path) -> dict:
     """The parts of a model card the pages show in a caption."""
-    card = read_card(model_path)
-    metrics = card.get("metrics", {}).get("validation", {})
-    return {"name": card.get("name", model_path.stem), "labels": card["scheme"]["labels"],
-            "accuracy": metrics.get("accuracy")}
+    card = ModelCard.load(model_path)
+    return {"name": card.name, "labels": list(card.labels), "accuracy": card.validation.get("accuracy")}
 
 
 def webrtc_secrets() -> dict:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.crop import card_margin, crop_faces
+from fer_core.inference.crop import crop_faces
 from fer_core.inference.detect import to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.images import decode_image, encode_png
@@ -84,7 +84,7 @@ def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: b
     """
     image = decode_image(data, name)
     results = find_faces(image, recognizer, tta=tta, whole_image=whole_image)
-    margin = 0.0 if whole_image else card_margin(recognizer.card)  # as classify_whole_image / analyze_image
+    margin = 0.0 if whole_image else recognizer.card.crop_margin  # as classify_whole_image / analyze_image
     return ImageAnalysis(name, image, results, recognizer.labels, whole_image, margin)
 
 

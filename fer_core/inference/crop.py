@@ -29,11 +29,6 @@ def face_crop_card(margin: float = FACE_MARGIN) -> dict:
             "size": [FACE_SIZE, FACE_SIZE], "chosen_by": "benchmarks/crop_study.py"}
 
 
-def card_margin(card: dict) -> float:
-    """The margin a model card asks for, or :data:`FACE_MARGIN` when the card does not say."""
-    return float((card.get("face_crop") or {}).get("margin", FACE_MARGIN))
-
-
 def square_around(box: Box, margin: float) -> tuple[int, int, int]:
     """``(x, y, side)`` of the square centred on ``box``, with ``margin`` × side added on each side."""
     x, y, w, h = box

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.inference.crop import FACE_MARGIN, card_margin, crop_faces
+from fer_core.inference.crop import FACE_MARGIN, crop_faces
 from fer_core.inference.detect import Box, FaceDetector, shared_detector, to_gray
 from fer_core.inference.recognizer import EmotionRecognizer, TopLabel
 
@@ -44,7 +44,7 @@ def analyze_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detector
     """
     detector = detector or shared_detector()
     gray = to_gray(image_bgr)
-    return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta, margin=card_margin(recognizer.card))
+    return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta, margin=recognizer.card.crop_margin)
 
 
 def find_faces(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True,

@@ -17,7 +17,7 @@ import numpy as np
 
 from fer_core.data import FACE_SIZE
 from fer_core.labels import LabelScheme, get_scheme, projection_matrix
-from fer_core.model_card import card_scheme, default_model_path, read_card
+from fer_core.model_card import ModelCard, default_model_path
 
 if TYPE_CHECKING:
     import keras
@@ -76,14 +76,14 @@ class EmotionRecognizer:
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.is_file():
             raise FileNotFoundError(f"{self.model_path}: no such model file")
-        self.card = read_card(self.model_path)
-        self.model_scheme: LabelScheme = card_scheme(self.card)
+        self.card = ModelCard.load(self.model_path)
+        self.model_scheme: LabelScheme = self.card.scheme
         self.scheme = self.model_scheme
         self.labels: tuple[str, ...] = self.scheme.labels
         self._projection: np.ndarray | None = None
         self.view_threshold = 0.5
         self._views: dict[str, EmotionRecognizer] = {}
-        self.temperature = float(self.card.get("temperature", 1.0))
+        self.temperature = self.card.temperature
         if model is None:
             model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
         self.model = model
@@ -155,7 +155,7 @@ class EmotionRecognizer:
         view = self._views[target.name] = copy.copy(self)
         view.scheme, view.labels = target, target.labels
         view._projection = projection_matrix(self.model_scheme, target)
-        view.view_threshold = float(self.card.get("views", {}).get(target.name, {}).get("threshold", 0.5))
+        view.view_threshold = self.card.view_threshold(target.name)
         return view
 
     def predict(self, faces: np.ndarray, tta: bool = True) -> list[Prediction]:

@@ -21,7 +21,7 @@ import numpy as np
 from fer_core.data import FaceData, load_dataset
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.labels import SMILE, LabelScheme, project_probabilities
-from fer_core.model_card import MODELS_DIR, card_scheme, eval_path, history_path, misclassified_faces_path, write_card
+from fer_core.model_card import MODELS_DIR, ModelCard, eval_path, history_path, misclassified_faces_path
 from fer_core.training.architectures import build_ensemble, with_input_blur
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import (
@@ -159,27 +159,21 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
 def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop: dict | None = None) -> Path:
     """Measure a shipped model again (temperature, figures, views, evaluation files), keeping what
     its card says of its training, members and input blur: for cards written before a figure existed."""
-    from fer_core.model_card import read_card
-
     model_path = Path(model_path)
-    card = read_card(model_path)
-    if "metrics" not in card:
+    card = ModelCard.load(model_path)
+    if not card.is_published:
         raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
-    about = {key: card[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
-             if key in card}
-    return measure_and_write_card(model_path, data, card_scheme(card), about,
-                                  face_crop if face_crop is not None else card.get("face_crop"), blur_candidates=(0.0,))
+    about = {key: card.data[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
+             if key in card.data}
+    return measure_and_write_card(model_path, data, card.scheme, about,
+                                  face_crop if face_crop is not None else card.face_crop, blur_candidates=(0.0,))
 
 
 def member_summary(model_path: Path) -> dict:
     """What an ensemble's card says of a member: its file, card metrics and training command."""
-    from fer_core.model_card import read_card
-
-    card = read_card(model_path)
-    validation = card.get("metrics", {}).get("validation", {})
-    return {"name": card.get("name", model_path.stem), "file": model_path.name,
-            "validation_accuracy": validation.get("accuracy"),
-            "training_command": card.get("training", {}).get("command")}
+    card = ModelCard.load(model_path)
+    return {"name": card.name, "file": model_path.name, "validation_accuracy": card.validation.get("accuracy"),
+            "training_command": card.training.get("command")}
 
 
 def view_figures(calibrated: np.ndarray, fer_labels: np.ndarray, scheme: LabelScheme) -> dict:
@@ -203,7 +197,7 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
     (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
     misclassified faces."""
     card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
-    write_card(dest, card)
+    ModelCard(dest, card).save()
 
     validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
     y = scheme.map_fer(validation.labels)
@@ -279,5 +273,5 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
         "views": view_figures(calibrated, validation.labels, scheme),
         "regenerate": about["regenerate"],
     })
-    write_card(dest, card)
+    ModelCard(dest, card).save()
     return dest

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.inference.crop import card_margin
 from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector, shared_detector, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.live.tracking import FaceTracker, track_result
@@ -145,7 +144,7 @@ class LiveProcessor:
         else:
             tracks = self.tracker.seen()
             results = classify_boxes(to_gray(frame_bgr), [t.box for t in tracks], self.recognizer,
-                                     tta=settings.tta, margin=card_margin(self.recognizer.card))
+                                     tta=settings.tta, margin=self.recognizer.card.crop_margin)
         for track, result in zip(tracks, results):
             track.smooth(np.fromiter(result.probabilities.values(), np.float64), now, settings.smoothing_s)
         return [track_result(t, self.recognizer.labels) for t in sorted(self.tracker.tracks, key=lambda t: t.id)]
