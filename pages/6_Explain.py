@@ -8,6 +8,7 @@ import streamlit as st
 from fer_core.app.charts import emotion_bars
 from fer_core.app.ui import (
     SAMPLE_DATA,
+    cached_recognizer,
     load_dataset_or_error,
     model_picker,
     recognizer_or_error,
@@ -28,9 +29,17 @@ st.title("Why did the model decide?")
 st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
            "what each convolutional layer responds to.")
 
-recognizer = recognizer_or_error(model_picker())
+model_path = model_picker()
+recognizer = recognizer_or_error(model_path)
 if recognizer is None:
     st.stop()
+
+
+@st.cache_data(show_spinner="Finding the faces…", max_entries=4)
+def detected_faces(data: bytes, name: str, model: str) -> np.ndarray:
+    """The face crops of a photo, cached per photo and model: the widgets below rerun the page
+    without detecting again."""
+    return analyze_upload(data, name, cached_recognizer(model)).face_crops()
 
 
 def face_from_dataset() -> tuple[np.ndarray, str] | None:
@@ -47,25 +56,25 @@ def face_from_dataset() -> tuple[np.ndarray, str] | None:
     return faces.images[i], f"sample face, true label **{label}** (`{faces.sources[i]}`)"
 
 
-def face_from_upload() -> tuple[np.ndarray, str] | None:
+def face_from_upload(model: str) -> tuple[np.ndarray, str] | None:
     upload = st.file_uploader("A photo with a face", type=IMAGE_TYPES)
     if upload is None:
         return None
     try:
-        analysis = analyze_upload(upload.getvalue(), upload.name, recognizer)
+        crops = detected_faces(upload.getvalue(), upload.name, model)
     except ImageError as exc:
         st.error(f"Cannot use this file. {exc}")
         return None
-    count = len(analysis.results)
+    count = len(crops)
     if not count:
         st.warning(f"No face found in {upload.name}.")
         return None
     n = st.number_input(f"Face number (1–{count}, left to right)", 1, count, 1) if count > 1 else 1
-    return analysis.face_crops()[n - 1], f"face {n} of `{upload.name}`"
+    return crops[n - 1], f"face {n} of `{upload.name}`"
 
 
 source = st.radio("Face", ["From the bundled sample", "From a photo"], horizontal=True)
-picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload()
+picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload(str(model_path))
 if picked is None:
     st.stop()
 face, description = picked

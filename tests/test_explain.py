@@ -107,3 +107,22 @@ def test_upload_face_crops_are_what_the_model_classified(astronaut_path, tiny_re
     assert heatmap.shape == (48, 48)
     whole = analyze_upload(data, "astronaut.png", tiny_recognizer, tta=False, whole_image=True)
     assert whole.margin == 0.0 and whole.face_crops().shape == (1, 48, 48)
+
+
+def test_explain_page_detects_an_uploaded_photo_once(tiny_model_path, astronaut_path, monkeypatch):
+    """Changing the emotion or layer to explain reruns the page; the photo's faces come from the cache."""
+    import fer_core.app.upload as upload_module
+
+    calls = []
+    original = upload_module.analyze_upload
+    monkeypatch.setattr(upload_module, "analyze_upload", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "6_Explain.py"), default_timeout=90).run()
+    at.radio[0].set_value("From a photo").run()
+    at.file_uploader[0].set_value(("astronaut_once.png", astronaut_path.read_bytes(), "image/png")).run()
+    assert not at.exception
+    assert any("astronaut_once.png" in m.value for m in at.markdown)
+    at.selectbox[-1].set_value(at.selectbox[-1].options[0]).run()
+    at.slider[0].set_value(16).run()
+    assert not at.exception
+    assert calls == ["astronaut_once.png"]
