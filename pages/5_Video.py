@@ -8,7 +8,7 @@ import streamlit as st
 
 from fer_core.app.charts import emotion_colors
 from fer_core.app.ui import model_picker, recognizer_or_error
-from fer_core.app.upload import VideoUploadAnalysis, analyze_video_upload
+from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
@@ -17,13 +17,21 @@ st.title("Video")
 st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
            "frame the faces are numbered by size: face 1 is the largest (the main face).")
 
+
+
+def sidebar_settings() -> VideoSettings:
+    every = st.sidebar.slider("Analyse every Nth frame", 1, 30, 5, help="1 analyses every frame (slowest).")
+    max_seconds = st.sidebar.number_input("Analyse at most (seconds of the clip)", 1, 600, 60)
+    tta = st.sidebar.toggle("Test-time augmentation", value=True,
+                            help="Classify each face and its mirror image and average the two: a little more "
+                                 "accurate.")
+    annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
+    emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
+    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji)
+
+
 model_path = model_picker()
-every = st.sidebar.slider("Analyse every Nth frame", 1, 30, 5, help="1 analyses every frame (slowest).")
-max_seconds = st.sidebar.number_input("Analyse at most (seconds of the clip)", 1, 600, 60)
-tta = st.sidebar.toggle("Test-time augmentation", value=True,
-                        help="Classify each face and its mirror image and average the two: a little more accurate.")
-annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
-emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
+settings = sidebar_settings()
 
 
 def main_face_chart(table: pd.DataFrame, labels: tuple[str, ...]):
@@ -45,7 +53,7 @@ def all_faces_chart(table: pd.DataFrame, labels: tuple[str, ...]):
     return chart
 
 
-def run_analysis(upload) -> VideoUploadAnalysis | None:
+def run_analysis(upload, recognizer, settings: VideoSettings) -> VideoUploadAnalysis | None:
     bar = st.progress(0.0, text="Reading the clip…")
 
     def progress(done: int, total: int) -> None:
@@ -53,8 +61,9 @@ def run_analysis(upload) -> VideoUploadAnalysis | None:
         bar.progress(fraction, text=f"Analysed up to frame {done}" + (f" of {total}" if total else ""))
 
     try:
-        result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=every, tta=tta,
-                                      max_seconds=float(max_seconds), annotate_video=annotate_video, emoji=emoji,
+        result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=settings.every,
+                                      tta=settings.tta, max_seconds=settings.max_seconds,
+                                      annotate_video=settings.annotate_video, emoji=settings.emoji,
                                       progress=progress)
     except VideoError as exc:
         bar.empty()
@@ -94,11 +103,12 @@ if upload is None:
 if recognizer is None:
     st.stop()
 
-settings = (upload.file_id, str(model_path), every, max_seconds, tta, annotate_video, emoji)
 if st.button("Analyse", type="primary"):
-    st.session_state["video_result"] = (settings, run_analysis(upload))
-stored = st.session_state.get("video_result")
-if stored and stored[0] == settings and stored[1] is not None:
-    show_result(stored[1], upload.name.rsplit(".", 1)[0])
-elif stored and stored[0] != settings:
+    st.session_state["video_run"] = VideoRun(upload.file_id, str(model_path), settings,
+                                             run_analysis(upload, recognizer, settings))
+stored: VideoRun | None = st.session_state.get("video_run")
+if stored and (stored.file_id, stored.model, stored.settings) == (upload.file_id, str(model_path), settings):
+    if stored.result is not None:
+        show_result(stored.result, upload.name.rsplit(".", 1)[0])
+elif stored:
     st.info("Settings or file changed: press Analyse again.")

@@ -96,6 +96,10 @@ def test_video_page_analyses_a_clip(tiny_model_env, astronaut_clip):
     assert at.success[0].value.startswith("10 frames read at 10.0 fps, 2 analysed, 2 face detections")
     assert len(at.get("plotly_chart")) == 2
     assert [b.label for b in at.get("download_button")] == ["Results (CSV)", "Annotated video (MP4)"]
+    at.run()  # a rerun (any widget) keeps showing the stored result
+    assert not at.exception and len(at.get("plotly_chart")) == 2 and not at.info
+    at.sidebar.slider[0].set_value(3).run()  # another setting: the old result is not shown as this one's
+    assert len(at.get("plotly_chart")) == 0 and len(at.info) == 1
 
 
 def test_video_page_with_a_broken_clip(tiny_model_env):

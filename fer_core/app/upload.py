@@ -96,6 +96,30 @@ class VideoUploadAnalysis:
     annotated_mp4: bytes | None
 
 
+@dataclass(frozen=True)
+class VideoSettings:
+    """The Video page's analysis settings: a stored result is shown only while they stay the same.
+
+    Defined here, not in the page, so that a result kept in ``st.session_state`` still compares equal
+    after a rerun (a rerun redefines the page's own classes)."""
+
+    every: int
+    max_seconds: float
+    tta: bool
+    annotate_video: bool
+    emoji: bool
+
+
+@dataclass(frozen=True)
+class VideoRun:
+    """A finished analysis kept in the session: of which file, with which model and settings."""
+
+    file_id: str
+    model: str
+    settings: VideoSettings
+    result: VideoUploadAnalysis | None
+
+
 def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, every: int = 5,
                          tta: bool = True, max_seconds: float | None = None, annotate_video: bool = True,
                          emoji: bool = False, progress: ProgressCallback | None = None) -> VideoUploadAnalysis:
