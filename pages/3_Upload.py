@@ -8,7 +8,7 @@ import streamlit as st
 
 from fer_core.app.charts import emotion_bars
 from fer_core.app.ui import cached_recognizer, model_picker, recognizer_or_error, smile_view_toggle
-from fer_core.app.upload import ImageAnalysis, analyze_upload
+from fer_core.app.upload import ImageAnalysis, UploadSettings, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
 
@@ -19,14 +19,21 @@ st.title("Upload a photo")
 st.caption("Every frontal face is found, cropped like the 48×48 training faces and classified. "
            "Nothing is stored: the photo stays in this session.")
 
+
+
+def sidebar_settings(model_path) -> UploadSettings:
+    emoji = st.sidebar.toggle("Emoji over the faces", value=False)
+    bars = st.sidebar.toggle("Probability bars on the image", value=False)
+    cam = st.sidebar.toggle("Grad-CAM per face", value=False,
+                            help="Overlay on each face where the model looked for its top emotion.")
+    tta = st.sidebar.toggle("Test-time augmentation", value=True,
+                            help="Classify each face and its mirror image and average the two: a little more "
+                                 "accurate.")
+    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle())
+
+
 model_path = model_picker()
-emoji = st.sidebar.toggle("Emoji over the faces", value=False)
-bars = st.sidebar.toggle("Probability bars on the image", value=False)
-cam = st.sidebar.toggle("Grad-CAM per face", value=False,
-                        help="Overlay on each face where the model looked for its top emotion.")
-tta = st.sidebar.toggle("Test-time augmentation", value=True,
-                        help="Classify each face and its mirror image and average the two: a little more accurate.")
-scheme = smile_view_toggle()
+settings = sidebar_settings(model_path)
 
 
 @st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
@@ -36,8 +43,8 @@ def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: 
     return analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta, whole_image=whole_image)
 
 
-def show_faces(analysis: ImageAnalysis, recognizer, key: str) -> None:
-    crops = analysis.face_crops() if cam else None
+def show_faces(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
+    crops = analysis.face_crops() if settings.cam else None
     for start in range(0, len(analysis.results), FACES_PER_ROW):
         columns = st.columns(FACES_PER_ROW)
         for column, result in zip(columns, analysis.results[start : start + FACES_PER_ROW]):
@@ -50,10 +57,10 @@ def show_faces(analysis: ImageAnalysis, recognizer, key: str) -> None:
                 st.plotly_chart(emotion_bars(result.probabilities), width="stretch", key=f"face_{key}_{result.index}")
 
 
-def show_downloads(analysis: ImageAnalysis, key: str) -> None:
+def show_downloads(analysis: ImageAnalysis, settings: UploadSettings, key: str) -> None:
     png, csv, js = st.columns(3)
     # The full-size PNG is encoded only when asked for: that takes a while for a large photo.
-    png.download_button("Annotated image (PNG)", lambda: analysis.annotated_png(emoji, bars),
+    png.download_button("Annotated image (PNG)", lambda: analysis.annotated_png(settings.emoji, settings.bars),
                         file_name=analysis.download_name("annotated.png"), mime="image/png", on_click="ignore",
                         key=f"png_{key}")
     csv.download_button("Results (CSV)", analysis.csv(), file_name=analysis.download_name("faces.csv"), mime="text/csv",
@@ -69,12 +76,12 @@ def offer_whole_image(analysis: ImageAnalysis, state_key: str) -> None:
               on_click=lambda: st.session_state.update({state_key: True}), key=f"button_{state_key}")
 
 
-def analyse(upload) -> ImageAnalysis | str:
+def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
     """The analysis of one uploaded file, or one line saying why it cannot be used: a bad file
     among several must not cost the others their results."""
     try:
-        return cached_analysis(upload.getvalue(), upload.name, str(model_path), tta,
-                               st.session_state.get(f"whole_image_{upload.file_id}", False), scheme)
+        return cached_analysis(upload.getvalue(), upload.name, settings.model, settings.tta,
+                               st.session_state.get(f"whole_image_{upload.file_id}", False), settings.scheme)
     except ImageError as exc:
         return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)}"
     except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on
@@ -82,41 +89,41 @@ def analyse(upload) -> ImageAnalysis | str:
         return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)} (logged on the server)"
 
 
-def show_analysis(analysis: ImageAnalysis, key: str) -> None:
+def show_analysis(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
     """One file's results; should drawing them fail, the message stands in for this file alone."""
     try:
-        show_results(analysis, key)
+        show_results(analysis, recognizer, settings, key)
     except Exception as exc:  # noqa: BLE001 - the other files' results stay on the page
         LOGGER.exception("showing the results of %r failed", analysis.name)
         st.error(f"Cannot show the results of {analysis.name}: {failure_reason(analysis.name, exc)} "
                  "(logged on the server)")
 
 
-def show_results(analysis: ImageAnalysis, key: str) -> None:
+def show_results(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
     if not analysis.results:
         offer_whole_image(analysis, f"whole_image_{key}")
         return
     if analysis.whole_image:
         st.info("No face was detected, so the whole image was classified as one face.")
     count = len(analysis.results)
-    st.image(analysis.preview(emoji, bars), width="content",
+    st.image(analysis.preview(settings.emoji, settings.bars), width="content",
              caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
-    show_faces(analysis, recognizer, key)
+    show_faces(analysis, recognizer, settings, key)
     st.subheader("Results")
     st.dataframe(analysis.table(), hide_index=True, width="stretch")
-    show_downloads(analysis, key)
+    show_downloads(analysis, settings, key)
 
 
 uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
                            help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed one by one.")
-recognizer = recognizer_or_error(model_path, scheme)
+recognizer = recognizer_or_error(model_path, settings.scheme)
 if not uploads:
     st.info("Upload a photo with one or more faces.")
     st.stop()
 if recognizer is None:
     st.stop()
 
-outcomes = [(upload, analyse(upload)) for upload in uploads]
+outcomes = [(upload, analyse(upload, settings)) for upload in uploads]
 failed = sum(isinstance(outcome, str) for _, outcome in outcomes)
 if len(outcomes) > 1:
     st.caption(f"{len(outcomes)} files: {len(outcomes) - failed} analysed, {failed} could not be used.")
@@ -126,4 +133,4 @@ for upload, outcome in outcomes:
     if isinstance(outcome, str):
         st.error(outcome)
     else:
-        show_analysis(outcome, upload.file_id)
+        show_analysis(outcome, recognizer, settings, upload.file_id)

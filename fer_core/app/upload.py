@@ -97,6 +97,18 @@ class VideoUploadAnalysis:
 
 
 @dataclass(frozen=True)
+class UploadSettings:
+    """The Upload page's sidebar: which model, how to draw, Grad-CAM, TTA and the label view."""
+
+    model: str
+    emoji: bool
+    bars: bool
+    cam: bool
+    tta: bool
+    scheme: str | None
+
+
+@dataclass(frozen=True)
 class VideoSettings:
     """The Video page's analysis settings: a stored result is shown only while they stay the same.
 
