@@ -101,7 +101,7 @@ def test_live_page_summarises_a_finished_session(camera):
                            for i in range(20))
     at.session_state["live_session"] = session
     run_page(at)
-    assert at.subheader[0].value == "Last session"
+    assert len(at.subheader) == 1  # the summary of the session just stopped
     assert at.markdown[0].value.startswith("20 frames over 2.0 s (10.0 fps)")
     assert len(at.get("plotly_chart")) == 1
     (download,) = at.get("download_button")
