@@ -18,3 +18,18 @@ def copy_real_faces(fer_dir: Path, dest: Path, per_class: dict[str, int]) -> Pat
             for f in sorted((fer_dir / split / label).iterdir())[:n]:
                 shutil.copy(f, dest / split / label / f.name)
     return dest
+
+
+def fail_analysis_of_frame(monkeypatch, n: int) -> None:
+    """Make the video analysis raise on its ``n``-th analysed frame, as a bug on an odd frame would."""
+    import fer_core.inference.video
+
+    real, calls = fer_core.inference.video.analyze_image, []
+
+    def analyze_image(image, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise ValueError("odd frame")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer_core.inference.video, "analyze_image", analyze_image)

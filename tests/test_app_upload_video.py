@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import fail_analysis_of_frame
 from streamlit.testing.v1 import AppTest
 
 from fer_core.model_card import PROJECT_ROOT
@@ -110,17 +111,7 @@ def test_video_page_with_a_broken_clip(tiny_model_env):
 
 
 def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, astronaut_clip, monkeypatch):
-    import fer_core.inference.video
-
-    real, calls = fer_core.inference.video.analyze_image, []
-
-    def third_frame_fails(image, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise ValueError("odd frame")
-        return real(image, *args, **kwargs)
-
-    monkeypatch.setattr(fer_core.inference.video, "analyze_image", third_frame_fails)
+    fail_analysis_of_frame(monkeypatch, 3)
     at = upload(run_page(VIDEO), "astronaut.mp4", astronaut_clip.read_bytes(), "video/mp4")
     at.sidebar.slider[0].set_value(2).run()
     at.button[0].click().run()

@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from helpers import fail_analysis_of_frame
 
 from fer_core.app.upload import analyze_video_upload
 from fer_core.cli import main
@@ -87,17 +88,7 @@ def test_a_stream_broken_midway_keeps_the_frames_before_it(tiny_recognizer, astr
 @pytest.fixture
 def bad_fourth_frame(monkeypatch):
     """The analysis of the 4th analysed frame raises, as a bug on an odd frame would."""
-    import fer_core.inference.video
-
-    real, calls = fer_core.inference.video.analyze_image, []
-
-    def analyze_image(image, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise ValueError("odd frame")
-        return real(image, *args, **kwargs)
-
-    monkeypatch.setattr(fer_core.inference.video, "analyze_image", analyze_image)
+    fail_analysis_of_frame(monkeypatch, 4)
 
 
 def test_a_bad_frame_keeps_what_was_analysed(tiny_recognizer, astronaut_clip, bad_fourth_frame):
