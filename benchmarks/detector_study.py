@@ -42,8 +42,9 @@ SCENE_SIDES = (72, 144)  # smallest and largest face in a hard scene (a turned f
 TILT_DEGREES = (15, 30)  # each face is turned by this much, either way
 GAMMAS = (0.5, 2.0)
 MATCH_IOU = 0.3
-CANDIDATES = [blazeface.BlazeFaceSettings(max_sides=sides, min_face=min_face)
-              for sides, min_face in (((256,), 64), ((384,), 64), ((640, 256), 40), ((384, 192), 40))]
+CANDIDATES = [blazeface.BlazeFaceSettings(max_sides=sides, min_face=min_face, min_score=score)
+              for sides, min_face, score in (((320,), 48, 0.5), ((320,), 48, 0.6), ((384, 192), 48, 0.6),
+                                             ((512, 256), 40, 0.5), ((640, 320), 40, 0.6))]
 
 
 @dataclass

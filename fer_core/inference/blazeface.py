@@ -69,7 +69,7 @@ class BlazeFaceSettings:
 
 # Chosen with benchmarks/detector_study.py (faces found against false boxes and time).
 PHOTO_SETTINGS = BlazeFaceSettings(max_sides=(512, 256), min_face=40, min_score=0.6)
-FRAME_SETTINGS = BlazeFaceSettings(max_sides=(320,), min_face=48)
+FRAME_SETTINGS = BlazeFaceSettings(max_sides=(384,), min_face=48, min_score=0.55)
 
 
 def weights_path() -> Path:
