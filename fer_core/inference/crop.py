@@ -22,7 +22,7 @@ from fer_core.inference.detect import CASCADE_FILE, Box
 # faces by benchmarks/crop_study.py --detector NAME). FACE_MARGIN is the Haar cascade's, the only
 # one cards written before BlazeFace record.
 FACE_MARGIN = 0.0
-FACE_MARGINS = {"haar": FACE_MARGIN, "blazeface": 0.0}
+FACE_MARGINS = {"haar": FACE_MARGIN, "blazeface": 0.05}
 # Largest square built at full size when a crop reaches past the image (see _padded_square).
 MAX_PADDED_SIDE = 4096
 
