@@ -1,6 +1,6 @@
 """Face detection with MediaPipe's BlazeFace (short range), run by OpenCV's DNN module.
 
-Why BlazeFace: a small CNN (about 0.1 M parameters) trained on faces in every pose and light,
+Why BlazeFace: a small CNN made for phones, trained on faces in every pose and light,
 so it finds the tilted, turned and unevenly lit faces the 2001 Haar cascade misses; and OpenCV,
 already a dependency, runs its TFLite file, so no new runtime is needed.
 
@@ -13,8 +13,8 @@ through the package's installed files without importing it, and checked against
 How it searches: the net is fully convolutional up to its last layers, so instead of squeezing the
 whole image into its 128×128 input (where a face must cover about half the picture to be found),
 the image is resized so that its longest side is ``max_side`` and the net's two output grids
-(strides 8 and 16) are decoded at that size. One pass finds faces whose side is roughly 40–75 % of
-128 px *at the size searched*; several ``max_sides`` cover a wider range of face sizes.
+(strides 8 and 16) are decoded at that size. One pass finds faces that fill a good part of a
+128-px window *at the size searched*; several ``max_sides`` cover a wider range of face sizes.
 ``benchmarks/detector_study.py`` measures faces found, false boxes and time per setting.
 """
 
@@ -148,9 +148,7 @@ class BlazeFaceDetector:
 
     def __init__(self, settings: BlazeFaceSettings = PHOTO_SETTINGS, weights_file: str | os.PathLike | None = None):
         self.settings = settings
-        self.nets = net_pool(str(weights_file or weights_path()))
-        with self.nets.borrowed():  # fails early on missing or wrong weights
-            pass
+        self.nets = net_pool(str(weights_file or weights_path()))  # fails early on missing or wrong weights
 
     def detect(self, image: np.ndarray) -> list[Box]:
         """Face boxes ``(x, y, w, h)`` in pixels of ``image`` (gray, BGR or BGRA), left to right."""
