@@ -1,16 +1,21 @@
-"""Which margin around a Haar box makes detect → crop → classify match FER2013's framing?
+"""Which margin around a detector's box makes detect → crop → classify match FER2013's framing?
 
 Validation faces (48×48, tightly framed) are enlarged to several sizes and pasted at random places
 into 640×480 canvases (a blurred photo as background, so the canvas has texture but no face of its
-own). The full pipeline then runs on each canvas: the detector, then the crop with each margin, then
-the recognizer. Because we know where each face was pasted, we measure per face size and margin:
+own). The full pipeline then runs on each canvas: the detector (``--detector``, at its photo
+settings), then the crop with each margin, then the recognizer. Because we know where each face was
+pasted, we measure per face size and margin:
 
 * detection rate: a box overlapping the pasted face (IoU ≥ 0.3) was found;
 * frame IoU: overlap of the cropped square with the pasted face's true frame (1 = FER's framing);
 * accuracy of the pipeline on the detected faces, next to the accuracy of the same faces classified
   directly as 48×48 images (the ceiling the crop can reach).
 
-Usage: ``python benchmarks/crop_study.py [--data ../shared/data/fer2013] [--per-class 50] [--model M]``
+The margin is chosen on validation (PublicTest) faces only, per detector, and stored in the shipped
+cards' ``face_crop.margins``.
+
+Usage: ``python benchmarks/crop_study.py [--data ../shared/data/fer2013] [--per-class 50] [--model M]
+[--detector haar|blazeface]``
 """
 
 from __future__ import annotations
@@ -27,13 +32,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.data import FaceData, load_dataset
-from fer_core.inference.crop import FACE_MARGIN, crop_face, square_around
-from fer_core.inference.detect import PHOTO_SETTINGS, Box, FaceDetector
+from fer_core.inference.crop import FACE_MARGINS, crop_face, square_around
+from fer_core.inference.detect import DETECTOR_NAMES, Box, Detector, detector_for
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 CANVAS = (480, 640)  # height, width
-MARGINS = (-0.1, -0.05, 0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
+MARGINS = (-0.1, -0.05, 0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 FACE_SIDES = (64, 96, 160, 256)
 BACKGROUND_PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
@@ -94,7 +99,7 @@ def paste(face: np.ndarray, side: int, rng: np.random.Generator, canvas: np.ndar
     return out, (x, y, side, side)
 
 
-def run_trials(faces: np.ndarray, labels: np.ndarray, side: int, detector: FaceDetector,
+def run_trials(faces: np.ndarray, labels: np.ndarray, side: int, detector: Detector,
                rng: np.random.Generator, canvas: np.ndarray) -> tuple[list[Trial], list[np.ndarray]]:
     trials, images = [], []
     for face, label in zip(faces, labels):
@@ -139,11 +144,11 @@ def margin_rows(trials: list[Trial], images: list[np.ndarray], direct_correct: n
     return rows
 
 
-def print_table(title: str, rows: list[dict]) -> None:
+def print_table(title: str, rows: list[dict], current: float) -> None:
     print(title)
     print(f"  {'margin':>7} {'detected':>9} {'frame IoU':>10} {'pipeline acc':>13} {'direct acc':>11} {'faces':>6}")
     for r in rows:
-        mark = "  <- FACE_MARGIN" if abs(r["margin"] - FACE_MARGIN) < 1e-9 else ""
+        mark = "  <- FACE_MARGINS" if abs(r["margin"] - current) < 1e-9 else ""
         print(f"  {r['margin']:>+7.3f} {r['detected']:>9.1%} {r['frame_iou']:>10.3f} {r['pipeline_acc']:>13.1%}"
               f" {r['direct_acc_detected']:>11.1%} {r['n']:>6}{mark}")
 
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=50, help="validation faces per class")
     parser.add_argument("--no-tta", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default="haar")
     args = parser.parse_args(argv)
 
     recognizer = EmotionRecognizer(args.model or default_model_path())
@@ -163,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     faces, labels = sample_faces(data, recognizer, args.per_class, args.seed)
     tta = not args.no_tta
     direct = recognizer.predict_proba(faces, tta=tta).argmax(axis=1) == labels
-    print(f"model {recognizer.model_path}  faces {len(faces)}  tta {tta}  detector {PHOTO_SETTINGS}")
+    detector = detector_for(args.detector, "photo")
+    current = FACE_MARGINS[args.detector]
+    print(f"model {recognizer.model_path}  faces {len(faces)}  tta {tta}  detector {args.detector} {detector.settings}")
     print(f"direct 48x48 accuracy on all {len(faces)} sampled faces: {direct.mean():.1%}")
     if not recognizer.card.is_published:
         print("note: this model has no published card with metrics; if it is untrained, the accuracy "
@@ -172,14 +180,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     canvas = background(rng)
-    detector = FaceDetector(PHOTO_SETTINGS)
     all_rows: dict[float, list[dict]] = {m: [] for m in MARGINS}
     for side in FACE_SIDES:
         start = time.perf_counter()
         trials, images = run_trials(faces, labels, side, detector, rng, canvas)
         rows = margin_rows(trials, images, direct, recognizer, tta)
         elapsed = time.perf_counter() - start
-        print_table(f"face pasted at {side}x{side} px ({box_offsets(trials)}; {elapsed:.0f} s)", rows)
+        print_table(f"face pasted at {side}x{side} px ({box_offsets(trials)}; {elapsed:.0f} s)", rows, current)
         for row in rows:
             all_rows[row["margin"]].append(row)
         print()
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         **{k: float(np.average([r[k] for r in rows], weights=weights))
                            for k in ("frame_iou", "pipeline_acc", "direct_acc_detected")},
                         "n": int(weights.sum())})
-    print_table("all sizes together", summary)
+    print_table("all sizes together", summary, current)
     best_iou = max(summary, key=lambda r: r["frame_iou"])["margin"]
     best_acc = max(summary, key=lambda r: r["pipeline_acc"])["margin"]
     print(f"\nbest frame IoU at margin {best_iou:+.3f}; best pipeline accuracy at margin {best_acc:+.3f}")

@@ -158,7 +158,7 @@ def _annotated_path(folder: Path, source: Path, written: set[str]) -> Path:
     return folder / name
 
 
-def _predict_file(path: Path, recognizer, args: argparse.Namespace, written: set[str]) -> list:
+def _predict_file(path: Path, recognizer, detector, args: argparse.Namespace, written: set[str]) -> list:
     """The faces of one image (the whole image as one face with ``--whole-image``), annotated copy
     written with ``--annotate``; raises whatever goes wrong, for the caller to report."""
     from fer_core.inference.draw import annotate
@@ -166,7 +166,7 @@ def _predict_file(path: Path, recognizer, args: argparse.Namespace, written: set
     from fer_core.inference.pipeline import find_faces
 
     image = read_image(path)
-    results = find_faces(image, recognizer, tta=not args.no_tta, whole_image=args.whole_image)
+    results = find_faces(image, recognizer, tta=not args.no_tta, whole_image=args.whole_image, detector=detector)
     if args.annotate:
         out = _annotated_path(Path(args.annotate), path, written)
         out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
@@ -182,12 +182,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     import traceback
 
+    from fer_core.inference.detect import detector_for
     from fer_core.inference.images import failure_reason, find_images
     from fer_core.inference.recognizer import EmotionRecognizer
     from fer_core.inference.results import error_record, image_record
 
     files, missing = find_images(args.paths)
     recognizer = EmotionRecognizer(args.model).for_scheme(args.scheme)
+    detector = None if args.whole_image else detector_for(args.detector, "photo")
     if args.annotate:
         Path(args.annotate).mkdir(parents=True, exist_ok=True)
     writer = _record_writer(args, recognizer.labels)
@@ -206,7 +208,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             fail(str(path), "no such file or folder")
         for path in files:
             try:
-                results = _predict_file(path, recognizer, args, written)
+                results = _predict_file(path, recognizer, detector, args, written)
             except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their results
                 if args.verbose:
                     traceback.print_exc()
@@ -247,14 +249,16 @@ def _progress_printer():
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from fer_core.inference.detect import detector_for
     from fer_core.inference.recognizer import EmotionRecognizer
     from fer_core.inference.video import VideoError, analyze_video
 
     recognizer = EmotionRecognizer(args.model).for_scheme(args.scheme)
+    detector = detector_for(args.detector, "photo")
     try:
         analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=args.annotate,
                                  progress=_progress_printer(), tta=not args.no_tta, max_seconds=args.max_seconds,
-                                 emoji=args.emoji)
+                                 emoji=args.emoji, detector=detector)
     except VideoError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
@@ -303,6 +307,14 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     dest = publish_ensemble(args.members, args.data, args.name, face_crop=face_crop_card())
     print(f"published {dest}: {len(args.members)} members averaged, with its card and evaluation")
     return 0
+
+
+def _add_detector_option(parser: argparse.ArgumentParser) -> None:
+    from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES
+
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
+                        help=f"face detector: blazeface (a CNN: finds tilted, turned and unevenly lit faces) or "
+                             f"haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", action="store_true", help="annotated images: probability bars beside each face")
     p.add_argument("--whole-image", action="store_true",
                    help="no face detection: classify each image as one face (for already cropped faces)")
+    _add_detector_option(p)
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
@@ -419,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
     p.add_argument("--every", type=int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds of the clip")
+    _add_detector_option(p)
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
@@ -429,13 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from fer_core.data import DataError
+    from fer_core.inference.detect import DetectorError
 
     args = build_parser().parse_args(argv)
     if args.uses_tensorflow and not args.verbose:
         import_tensorflow_quietly()
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError) as exc:
+    except (DataError, DetectorError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

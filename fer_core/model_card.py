@@ -160,10 +160,22 @@ class ModelCard:
 
     @property
     def crop_margin(self) -> float:
-        """The crop margin the model was published with (the pipeline's default when not recorded)."""
-        from fer_core.inference.crop import FACE_MARGIN
+        """The crop margin for the Haar cascade's boxes (the pipeline's default when not recorded)."""
+        return self.crop_margin_for("haar")
 
-        return float((self.face_crop or {}).get("margin", FACE_MARGIN))
+    def crop_margin_for(self, detector: str) -> float:
+        """The crop margin for boxes of ``detector``: the card's ``face_crop.margins``; a card written
+        before detectors were a choice has only ``margin``, for Haar; otherwise the pipeline's
+        default for that detector."""
+        from fer_core.inference.crop import FACE_MARGINS
+
+        face_crop = self.face_crop or {}
+        margins = face_crop.get("margins", {})
+        if detector in margins:
+            return float(margins[detector])
+        if detector == "haar" and "margin" in face_crop:
+            return float(face_crop["margin"])
+        return float(FACE_MARGINS.get(detector, FACE_MARGINS["haar"]))
 
     def view_threshold(self, scheme_name: str) -> float:
         """The decision threshold ``publish`` chose on validation for a two-class view, else 0.5."""

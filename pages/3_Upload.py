@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 
 from fer_core.app.charts import emotion_bars
-from fer_core.app.ui import cached_recognizer, model_picker, recognizer_or_error, smile_view_toggle
+from fer_core.app.ui import cached_recognizer, detector_picker, model_picker, recognizer_or_error, smile_view_toggle
 from fer_core.app.upload import ImageAnalysis, UploadSettings, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
@@ -29,7 +29,7 @@ def sidebar_settings(model_path) -> UploadSettings:
     tta = st.sidebar.toggle("Test-time augmentation", value=True,
                             help="Classify each face and its mirror image and average the two: a little more "
                                  "accurate.")
-    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle())
+    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker())
 
 
 model_path = model_picker()
@@ -37,10 +37,11 @@ settings = sidebar_settings(model_path)
 
 
 @st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
-def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool,
+def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool, detector: str,
                     scheme: str | None = None) -> ImageAnalysis:
     """The analysis of one upload per model and settings, so that toggling the drawing is instant."""
-    return analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta, whole_image=whole_image)
+    return analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta, whole_image=whole_image,
+                          detector=detector)
 
 
 def show_faces(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
@@ -81,7 +82,8 @@ def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
     among several must not cost the others their results."""
     try:
         return cached_analysis(upload.getvalue(), upload.name, settings.model, settings.tta,
-                               st.session_state.get(f"whole_image_{upload.file_id}", False), settings.scheme)
+                               st.session_state.get(f"whole_image_{upload.file_id}", False), settings.detector,
+                               settings.scheme)
     except ImageError as exc:
         return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)}"
     except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on

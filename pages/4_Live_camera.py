@@ -16,7 +16,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.app.charts import emotion_bars, emotion_colors
 from fer_core.app.ice import IceConfigError, configured_ice_servers, rtc_configuration
-from fer_core.app.ui import model_picker, recognizer_or_error, smile_view_toggle, webrtc_secrets
+from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error, smile_view_toggle, webrtc_secrets
 from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
 from fer_core.model_card import fast_model_path
 
@@ -44,6 +44,7 @@ tta = st.sidebar.toggle("Test-time augmentation", value=False,
                         help="Classify each face and its mirror image and average the two: a little more accurate, "
                              "twice the classifier's work per frame.")
 scheme = smile_view_toggle()
+detector = detector_picker()
 
 
 def ice_servers_or_stop() -> list[dict]:
@@ -141,7 +142,8 @@ recognizer = recognizer_or_error(model_path, scheme)
 if recognizer is None:
     st.stop()
 processor = session_processor(recognizer)
-processor.settings = LiveSettings(smoothing_s=smoothing, detect_every=detect_every, tta=tta, emoji=emoji, bars=bars)
+processor.settings = LiveSettings(smoothing_s=smoothing, detect_every=detect_every, tta=tta, emoji=emoji, bars=bars,
+                                  detector=detector)
 
 camera, live = st.columns([3, 2])
 with camera:

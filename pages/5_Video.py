@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.app.charts import emotion_colors
-from fer_core.app.ui import model_picker, recognizer_or_error
+from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
 
@@ -27,7 +27,7 @@ def sidebar_settings() -> VideoSettings:
                                  "accurate.")
     annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
     emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
-    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji)
+    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker())
 
 
 model_path = model_picker()
@@ -64,7 +64,7 @@ def run_analysis(upload, recognizer, settings: VideoSettings) -> VideoUploadAnal
         result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=settings.every,
                                       tta=settings.tta, max_seconds=settings.max_seconds,
                                       annotate_video=settings.annotate_video, emoji=settings.emoji,
-                                      progress=progress)
+                                      progress=progress, detector=settings.detector)
     except VideoError as exc:
         bar.empty()
         st.error(f"Cannot analyse this file. {exc}")

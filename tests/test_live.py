@@ -39,6 +39,8 @@ DT = 0.1  # seconds between frames: a 10-fps camera
 class ScriptedDetector:
     """Returns the boxes of frame ``i`` of a script on its ``i``-th call (the last ones after the end)."""
 
+    name = "haar"  # whose crop margin the card gives
+
     def __init__(self, script):
         self.script = list(script)
         self.calls = 0

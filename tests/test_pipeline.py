@@ -14,6 +14,7 @@ import pytest
 from fer_core.app.upload import analyze_upload
 from fer_core.data import load_dataset
 from fer_core.inference.crop import FACE_MARGIN, crop_faces, face_crop_card
+from fer_core.inference.detect import detector_for
 from fer_core.inference.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
 from fer_core.inference.images import ImageError, decode_image
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
@@ -88,7 +89,7 @@ def test_the_crop_margin_comes_from_the_model_card(tiny_recognizer, astronaut_bg
     data = {**tiny_recognizer.card.data, "face_crop": face_crop_card(margin=0.25)}
     card = ModelCard(tiny_recognizer.model_path, data)
     recording = RecordingRecognizer(tiny_recognizer, card)
-    results = analyze_image(astronaut_bgr, recording)
+    results = analyze_image(astronaut_bgr, recording, detector_for("haar"))  # the margin given is Haar's
     gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
     np.testing.assert_array_equal(recording.calls[0], crop_faces(gray, [results[0].box], margin=0.25))
     assert not np.array_equal(recording.calls[0], crop_faces(gray, [results[0].box], margin=FACE_MARGIN))

@@ -145,6 +145,27 @@ def smile_view_toggle(key: str = "smile_view") -> str | None:
     return "smile" if on else None
 
 
+def detector_picker(key: str = "detector") -> str:
+    """Sidebar choice of the face detector: its name (:data:`fer_core.inference.detect.DETECTOR_NAMES`).
+    A detector that cannot run here (its weights missing, say) is reported and Haar is used instead."""
+    from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES, DetectorError, detector_for
+
+    name = st.sidebar.selectbox(
+        "Face detector", DETECTOR_NAMES, index=DETECTOR_NAMES.index(DEFAULT_DETECTOR), key=key,
+        format_func=lambda n: DETECTOR_LABELS.get(n, n),
+        help="BlazeFace, a small CNN, also finds tilted, turned and unevenly lit faces; the Haar cascade "
+             "(2001) finds frontal faces only.")
+    try:
+        detector_for(name)
+    except DetectorError as exc:
+        st.sidebar.error(f"The {name} detector cannot run: {exc}. Using haar.")
+        return "haar"
+    return name
+
+
+DETECTOR_LABELS = {"blazeface": "BlazeFace (CNN)", "haar": "Haar cascade"}
+
+
 def recognizer_or_error(model_path: Path | None, scheme: str | None = None):
     """The cached recognizer (seen through ``scheme`` when given, e.g. ``smile``), or ``None`` after
     showing why it could not be loaded."""

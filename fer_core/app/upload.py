@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.inference.crop import crop_faces
-from fer_core.inference.detect import to_gray
+from fer_core.inference.detect import DEFAULT_DETECTOR, detector_for, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.images import decode_image, encode_png
 from fer_core.inference.pipeline import FaceResult, find_faces
@@ -77,14 +77,16 @@ class ImageAnalysis:
 
 
 def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: bool = True,
-                   whole_image: bool = False) -> ImageAnalysis:
-    """Decode an uploaded file and find and classify its faces (or classify it whole).
+                   whole_image: bool = False, detector: str = DEFAULT_DETECTOR) -> ImageAnalysis:
+    """Decode an uploaded file and find and classify its faces with the detector called ``detector``
+    (or classify it whole).
 
     Raises :class:`fer_core.inference.images.ImageError` with a message for the user when the file is unusable.
     """
     image = decode_image(data, name)
-    results = find_faces(image, recognizer, tta=tta, whole_image=whole_image)
-    margin = 0.0 if whole_image else recognizer.card.crop_margin  # as classify_whole_image / analyze_image
+    results = find_faces(image, recognizer, tta=tta, whole_image=whole_image, detector=detector_for(detector))
+    # as classify_whole_image / analyze_image
+    margin = 0.0 if whole_image else recognizer.card.crop_margin_for(detector)
     return ImageAnalysis(name, image, results, recognizer.labels, whole_image, margin)
 
 
@@ -98,7 +100,7 @@ class VideoUploadAnalysis:
 
 @dataclass(frozen=True)
 class UploadSettings:
-    """The Upload page's sidebar: which model, how to draw, Grad-CAM, TTA and the label view."""
+    """The Upload page's sidebar: which model, how to draw, Grad-CAM, TTA, the label view and the detector."""
 
     model: str
     emoji: bool
@@ -106,6 +108,7 @@ class UploadSettings:
     cam: bool
     tta: bool
     scheme: str | None
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class VideoSettings:
     tta: bool
     annotate_video: bool
     emoji: bool
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ class VideoRun:
 
 def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, every: int = 5,
                          tta: bool = True, max_seconds: float | None = None, annotate_video: bool = True,
-                         emoji: bool = False, progress: ProgressCallback | None = None) -> VideoUploadAnalysis:
+                         emoji: bool = False, progress: ProgressCallback | None = None,
+                         detector: str = DEFAULT_DETECTOR) -> VideoUploadAnalysis:
     """:func:`fer_core.inference.video.analyze_video` on uploaded bytes, through a temporary folder that is removed
     afterwards. Raises :class:`fer_core.inference.video.VideoError` for a file that is not a readable video."""
     with tempfile.TemporaryDirectory(prefix="fer_video_") as folder:
@@ -142,7 +147,7 @@ def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, 
         source.write_bytes(data)
         target = Path(folder) / "annotated.mp4" if annotate_video else None
         analysis = analyze_video(source, recognizer, every=every, annotate_path=target, progress=progress,
-                                 tta=tta, max_seconds=max_seconds, emoji=emoji)
+                                 tta=tta, max_seconds=max_seconds, emoji=emoji, detector=detector_for(detector))
         video = target.read_bytes() if target else None
     # The temporary file is gone: keep its bytes, not its path.
     return VideoUploadAnalysis(replace(analysis, annotated_path=None), video)

@@ -1,4 +1,6 @@
-"""Face detection with OpenCV's frontal-face Haar cascade (shipped inside the OpenCV 4 wheel).
+"""Face detection: the detectors the app offers, and OpenCV's frontal-face Haar cascade (shipped
+inside the OpenCV 4 wheel). The CNN detector, BlazeFace, lives in :mod:`fer_core.inference.blazeface`;
+:func:`detector_for` gives either by name.
 
 A Haar cascade is small, needs no download and runs in a few milliseconds on a CPU, which suits a
 dashboard on a 2-core server. It only finds roughly frontal faces; that matches FER2013, whose faces
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -29,6 +31,13 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # the default frontal-face cascade's window, in pixels
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
+DETECTOR_NAMES = ("blazeface", "haar")
+# Haar stays the default until BlazeFace meets every target of benchmarks/detector_study.py: it
+# finds far more faces than Haar, but not yet 95 % of them at every size, it loses a few faces Haar
+# finds in the hard scenes, and its frame is not clearly faster (README, "Face detectors").
+DEFAULT_DETECTOR = "haar"
+Use = Literal["photo", "frame"]
+T = TypeVar("T")
 
 
 class DetectorError(RuntimeError):
@@ -78,7 +87,7 @@ def cascade_path() -> Path:
 
 
 def load_cascade(path: str) -> cv2.CascadeClassifier:
-    """A new cascade read from ``path`` (parses a 1 MB XML file; see :class:`CascadePool`)."""
+    """A new cascade read from ``path`` (parses a 1 MB XML file; see :class:`ObjectPool`)."""
     import cv2
 
     if not hasattr(cv2, "CascadeClassifier"):
@@ -112,41 +121,52 @@ def clip_box(box: Box, width: int, height: int) -> Box | None:
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-class CascadePool:
-    """Cascades for one file, lent to one caller at a time.
+class ObjectPool(Generic[T]):
+    """Copies of one detector model, lent to one caller at a time.
 
-    ``cv2.CascadeClassifier.detectMultiScale`` is not thread-safe: two threads in the same object
-    raise ``(-215) ... getScaleData`` or get wrong boxes. Each concurrent caller borrows its own
-    copy; copies are made only when all are busy and are kept for reuse, so there are as many as
-    the most callers ever at once.
+    Neither ``cv2.CascadeClassifier.detectMultiScale`` nor a ``cv2.dnn.Net`` is thread-safe: two
+    threads in the same cascade raise ``(-215) ... getScaleData`` or get wrong boxes, and a net keeps
+    its input and buffers. Each concurrent caller borrows its own copy; copies are made by ``load``
+    only when all are busy and are kept for reuse, so there are as many as the most callers ever at once.
     """
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, load: Callable[[], T]):
+        self._load = load
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        self._free.put(load_cascade(path))  # fails early on a missing or corrupt file
+        self._free.put(load())  # fails early on a missing or corrupt file
 
     @contextmanager
-    def borrowed(self) -> Iterator[cv2.CascadeClassifier]:
+    def borrowed(self) -> Iterator[T]:
         try:
-            cascade = self._free.get_nowait()
+            item = self._free.get_nowait()
         except queue.Empty:
-            cascade = load_cascade(self.path)
+            item = self._load()
         try:
-            yield cascade
+            yield item
         finally:
-            self._free.put(cascade)
+            self._free.put(item)
 
 
 @lru_cache(maxsize=4)
-def cascade_pool(path: str) -> CascadePool:
+def cascade_pool(path: str) -> ObjectPool[cv2.CascadeClassifier]:
     """The process's pool for a cascade file."""
-    return CascadePool(path)
+    return ObjectPool(lambda: load_cascade(path))
+
+
+class Detector(Protocol):
+    """What the pipeline needs of a face detector: its name (the model card keeps a crop margin per
+    detector) and boxes for an image."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Box]: ...
 
 
 class FaceDetector:
-    """Finds frontal faces; one instance can be shared between threads (each detection borrows its
-    own cascade from the file's :class:`CascadePool`)."""
+    """Finds frontal faces with the Haar cascade; one instance can be shared between threads (each
+    detection borrows its own cascade from the file's :class:`ObjectPool`)."""
+
+    name = "haar"
 
     def __init__(self, settings: DetectorSettings = PHOTO_SETTINGS, cascade_file: str | os.PathLike | None = None):
         self.settings = settings
@@ -183,5 +203,18 @@ class FaceDetector:
 
 @lru_cache(maxsize=4)
 def shared_detector(settings: DetectorSettings = PHOTO_SETTINGS) -> FaceDetector:
-    """One detector per settings for the whole process (the page, the CLI and the video share it)."""
+    """One Haar detector per settings for the whole process (the page, the CLI and the video share it)."""
     return FaceDetector(settings)
+
+
+@lru_cache(maxsize=8)
+def detector_for(name: str = DEFAULT_DETECTOR, use: Use = "photo") -> Detector:
+    """The process's shared detector called ``name`` (one of :data:`DETECTOR_NAMES`) with its settings
+    for photos or for camera and video frames."""
+    if name == "haar":
+        return shared_detector(PHOTO_SETTINGS if use == "photo" else FRAME_SETTINGS)
+    if name == "blazeface":
+        from fer_core.inference import blazeface
+
+        return blazeface.BlazeFaceDetector(blazeface.PHOTO_SETTINGS if use == "photo" else blazeface.FRAME_SETTINGS)
+    raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")

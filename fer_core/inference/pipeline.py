@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_core.inference.crop import FACE_MARGIN, crop_faces
-from fer_core.inference.detect import Box, FaceDetector, shared_detector, to_gray
+from fer_core.inference.detect import Box, Detector, detector_for, to_gray
 from fer_core.inference.recognizer import EmotionRecognizer, TopLabel
 
 
@@ -35,25 +35,27 @@ def classify_boxes(gray: np.ndarray, boxes: Sequence[Box], recognizer: EmotionRe
             for i, (box, row) in enumerate(zip(boxes, probs))]
 
 
-def analyze_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detector: FaceDetector | None = None,
+def analyze_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detector: Detector | None = None,
                   tta: bool = True) -> list[FaceResult]:
     """Every face the detector finds in a BGR (or gray) image, numbered left to right; ``[]`` if none.
 
-    The default detector is tuned for photos; a live camera passes ``shared_detector(FRAME_SETTINGS)``.
-    The crop margin is the one the model's card asks for (``face_crop.margin``).
+    The default detector is the default one tuned for photos; a live camera passes
+    ``detector_for(name, "frame")``. The crop margin is the one the model's card records for that
+    detector (:meth:`fer_core.model_card.ModelCard.crop_margin_for`).
     """
-    detector = detector or shared_detector()
+    detector = detector or detector_for()
     gray = to_gray(image_bgr)
-    return classify_boxes(gray, detector.detect(gray), recognizer, tta=tta, margin=recognizer.card.crop_margin)
+    boxes = detector.detect(image_bgr)
+    return classify_boxes(gray, boxes, recognizer, tta=tta, margin=recognizer.card.crop_margin_for(detector.name))
 
 
 def find_faces(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True,
-               whole_image: bool = False) -> list[FaceResult]:
+               whole_image: bool = False, detector: Detector | None = None) -> list[FaceResult]:
     """The faces of an image: those the detector finds (:func:`analyze_image`), or with
     ``whole_image`` the whole image as one face (:func:`classify_whole_image`)."""
     if whole_image:
         return [classify_whole_image(image_bgr, recognizer, tta=tta)]
-    return analyze_image(image_bgr, recognizer, tta=tta)
+    return analyze_image(image_bgr, recognizer, detector, tta=tta)
 
 
 def classify_whole_image(image_bgr: np.ndarray, recognizer: EmotionRecognizer, tta: bool = True) -> FaceResult:

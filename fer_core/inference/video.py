@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import FaceDetector
+from fer_core.inference.detect import Detector
 from fer_core.inference.draw import annotate
 from fer_core.inference.images import failure_reason
 from fer_core.inference.pipeline import FaceResult, analyze_image
@@ -160,14 +160,14 @@ def _expected_frames(stream, fps: float, max_seconds: float | None) -> int:
 
 def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every: int = 5,
                   annotate_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
-                  detector: FaceDetector | None = None, tta: bool = True, max_seconds: float | None = None,
+                  detector: Detector | None = None, tta: bool = True, max_seconds: float | None = None,
                   emoji: bool = False) -> VideoAnalysis:
     """Analyse every ``every``-th frame (the first included) of the clip at ``path``.
 
     With ``annotate_path`` every frame is written there with the boxes and labels of the latest
     analysed frame (so boxes may lag fast motion by up to ``every - 1`` frames). ``max_seconds``
     stops reading after that much of the clip. ``progress(frames read, frames expected)`` is called
-    after each analysed frame and once at the end. The default detector is the photo one: the
+    after each analysed frame and once at the end. The default detector is the default one at photo settings: the
     analysis is offline, so it favours finding small faces over speed.
 
     A stream that breaks midway, or a frame that cannot be analysed, ends the analysis there: the

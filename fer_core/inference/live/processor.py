@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector, shared_detector, to_gray
+from fer_core.inference.detect import DEFAULT_DETECTOR, Detector, detector_for, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.live.tracking import FaceTracker, track_result
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes
@@ -48,6 +48,8 @@ class LiveSettings:
     ``smoothing_s``: time constant of the probability average in seconds (0: no smoothing; after
     ``smoothing_s`` a change of expression is 63% shown). ``detect_every``: run the detector on every
     Nth frame and re-classify the last boxes in between (the detector is the slowest step).
+    ``detector``: which face detector (:data:`fer_core.inference.detect.DETECTOR_NAMES`), at its
+    frame settings.
     """
 
     smoothing_s: float = 0.5
@@ -55,6 +57,7 @@ class LiveSettings:
     tta: bool = False
     emoji: bool = False
     bars: bool = False
+    detector: str = DEFAULT_DETECTOR
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,11 @@ class LiveProcessor:
     the middle of a frame.
     """
 
-    def __init__(self, recognizer: EmotionRecognizer, detector: FaceDetector | None = None,
+    def __init__(self, recognizer: EmotionRecognizer, detector: Detector | None = None,
                  settings: LiveSettings = LiveSettings(), clock: Callable[[], float] = time.monotonic,
                  queue_size: int = QUEUE_SIZE):
         self.recognizer = recognizer
-        self.detector = detector or shared_detector(FRAME_SETTINGS)
+        self.detector = detector  # None: the one LiveSettings.detector names, at frame settings
         self.settings = settings
         self.clock = clock
         self.records: queue.Queue[FrameRecord] = queue.Queue(maxsize=queue_size)
@@ -138,13 +141,14 @@ class LiveProcessor:
             return annotated
 
     def _faces(self, frame_bgr: np.ndarray, now: float, settings: LiveSettings) -> list[FaceResult]:
+        detector = self.detector or detector_for(settings.detector, "frame")
         if self.frames % max(1, settings.detect_every) == 0:
-            results = analyze_image(frame_bgr, self.recognizer, self.detector, tta=settings.tta)
+            results = analyze_image(frame_bgr, self.recognizer, detector, tta=settings.tta)
             tracks = self.tracker.update([r.box for r in results])
         else:
             tracks = self.tracker.seen()
             results = classify_boxes(to_gray(frame_bgr), [t.box for t in tracks], self.recognizer,
-                                     tta=settings.tta, margin=self.recognizer.card.crop_margin)
+                                     tta=settings.tta, margin=self.recognizer.card.crop_margin_for(detector.name))
         for track, result in zip(tracks, results):
             track.smooth(np.fromiter(result.probabilities.values(), np.float64), now, settings.smoothing_s)
         return [track_result(t, self.recognizer.labels) for t in sorted(self.tracker.tracks, key=lambda t: t.id)]
