@@ -319,7 +319,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     outcomes = run_sweep(args.data, args.out, grid, epochs=args.epochs, limit=args.limit, engine=args.engine,
                          address=args.address, max_concurrent=args.max_concurrent,
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                         grace_epochs=args.grace_epochs, progress=args.progress)
+                         grace_epochs=args.grace_epochs, num_cpus=args.num_cpus, progress=args.progress)
     print(summary_frame(outcomes).to_string(index=False, max_colwidth=80))
     print(f"wrote {Path(args.out) / 'sweep.csv'} and sweep.json")
     commands = ensemble_commands(outcomes, args.data, args.top, Path(args.out).name)
@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0, help="ray: GPUs reserved per trial (default 0)")
     p.add_argument("--grace-epochs", type=int, default=1,
                    help="ray: epochs every trial runs before ASHA may stop it (default 1)")
+    p.add_argument("--num-cpus", type=int, help="ray without --address: cores the embedded Ray may use (default: all)")
     p.add_argument("--top", type=int, default=3, help="how many of the best trials the printed ensemble commands use")
     p.add_argument("--progress", type=int, default=2, choices=[0, 1, 2],
                    help="local: Keras output while training (0 silent, 1 progress bar, 2 a line per epoch)")

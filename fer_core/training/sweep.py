@@ -127,19 +127,23 @@ def _checked_values(path: Path, key: str, value) -> list:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise GridError(f"{path}: {key}: empty list of values")
-    for v in values:
-        _check_value(path, key, v)
+    values = [_checked_value(path, key, v) for v in values]
     if len(set(map(repr, values))) != len(values):
         raise GridError(f"{path}: {key}: a value is listed twice: {values}")
     return values
 
 
-def _check_value(path: Path, key: str, value) -> None:
+def _checked_value(path: Path, key: str, value):
+    """``value`` if it suits ``key`` (a float written ``1e-4``, which YAML reads as a string, as a float)."""
     from fer_core.labels import get_scheme
     from fer_core.training.architectures import ARCHITECTURES
 
-    default = getattr(TrainConfig(data="", out=""), key)
-    kind = type(default)
+    kind = type(getattr(TrainConfig(data="", out=""), key))
+    if kind is float and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = (isinstance(value, bool) if kind is bool
           else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
           else isinstance(value, int) and not isinstance(value, bool) if kind is int
@@ -155,6 +159,7 @@ def _check_value(path: Path, key: str, value) -> None:
             get_scheme(value)
         except (KeyError, ValueError) as exc:
             raise GridError(f"{path}: scheme: {exc}") from exc
+    return value
 
 
 def grid_trials(grid: dict[str, list]) -> list[Trial]:
