@@ -324,7 +324,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"wrote {Path(args.out) / 'sweep.csv'} and sweep.json")
     commands = ensemble_commands(outcomes, args.data, args.top, Path(args.out).name)
     if commands:
-        print(f"publish the best {min(args.top, len(commands))} and average them into one model:")
+        print(f"to publish the best (at most {args.top}, --top) and average them into one model:")
         print("\n".join(f"  {c}" for c in commands))
     return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
 

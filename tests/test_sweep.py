@@ -107,3 +107,25 @@ def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
     published = publish(out / "t01-seed_2", data, "swept", models_dir=tmp_path / "models", blur_candidates=(0.0,))
     card = ModelCard.load(published)
     assert card.is_published and card.training["config"]["seed"] == 2
+
+
+@pytest.mark.slow
+def test_local_engine_trains_in_turn_and_a_failing_trial_spares_the_others(fer_dir, tmp_path, monkeypatch):
+    import fer_core.training.train
+    from fer_core.training.sweep import run_sweep
+
+    real_train = fer_core.training.train.train
+
+    def train(config, **kwargs):
+        if config.seed == 2:
+            raise RuntimeError("out of memory")
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(fer_core.training.train, "train", train)
+    data = copy_real_faces(fer_dir, tmp_path / "data", {"train": 10, "validation": 5})
+    grid = {"arch": ["tiny"], "seed": [2, 1], "precision": ["float32"]}
+    outcomes = run_sweep(data, tmp_path / "sweep", grid, epochs=1, engine="local", progress=0)
+    assert [(o.trial, o.status, o.epochs_run) for o in outcomes] == [
+        ("t00-seed_2", "failed: RuntimeError: out of memory", 0), ("t01-seed_1", "completed", 1)]
+    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [row["trial"] for row in rows] == ["t01-seed_1", "t00-seed_2"]  # best first, the failed one last

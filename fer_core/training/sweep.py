@@ -210,7 +210,7 @@ def run_sweep(data: str | os.PathLike, out: str | os.PathLike, grid: dict[str, l
     if engine == "local":
         failures = _run_in_turn(configs, progress)
     elif engine == "ray":
-        failures = _run_on_ray(configs, epochs, address, max_concurrent, cpus_per_trial, gpus_per_trial,
+        failures = _run_on_ray(configs, out, epochs, address, max_concurrent, cpus_per_trial, gpus_per_trial,
                                grace_epochs, num_cpus)
     else:
         raise ValueError(f"unknown engine {engine!r}; choose local or ray")
@@ -242,8 +242,8 @@ def _run_in_turn(configs: dict[str, TrainConfig], progress: int) -> dict[str, st
     return failures
 
 
-def _run_on_ray(configs: dict[str, TrainConfig], epochs: int, address: str | None, max_concurrent: int | None,
-                cpus_per_trial: float, gpus_per_trial: float, grace_epochs: int,
+def _run_on_ray(configs: dict[str, TrainConfig], out: Path, epochs: int, address: str | None,
+                max_concurrent: int | None, cpus_per_trial: float, gpus_per_trial: float, grace_epochs: int,
                 num_cpus: int | None) -> dict[str, str]:
     """Run the trials as a Ray Tune grid with ASHA; returns the error of each trial that failed."""
     import ray
@@ -257,10 +257,9 @@ def _run_on_ray(configs: dict[str, TrainConfig], epochs: int, address: str | Non
         if address:
             ray.init(address=address)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)  # never a `ray start` one
     threads = max(1, int(cpus_per_trial))
     specs = [{"name": name, "config": asdict(config), "threads": threads} for name, config in configs.items()]
-    out = Path(next(iter(configs.values())).out).parent
     tuner = tune.Tuner(
         tune.with_resources(train_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
         param_space={"trial": tune.grid_search(specs)},
@@ -357,7 +356,7 @@ def write_summary(out: Path, outcomes: list[TrialOutcome]) -> None:
 
 def ranked(outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
     """Best validation accuracy first; trials without one last."""
-    return sorted(outcomes, key=lambda o: -1.0 if o.best_val_accuracy is None else -o.best_val_accuracy)
+    return sorted(outcomes, key=lambda o: (o.best_val_accuracy is None, -(o.best_val_accuracy or 0.0)))
 
 
 def summary_frame(outcomes: list[TrialOutcome]):
