@@ -80,6 +80,16 @@ def test_a_trials_recorded_command_is_the_train_command_that_reproduces_it(tmp_p
                                  command=config.command, **params)
 
 
+def test_reading_a_grid_imports_neither_tensorflow_nor_ray(tmp_path):
+    path = _grid_file(tmp_path, "seed: [1, 2]\narch: tiny\n")
+    code = ("import sys; from fer_core.training.sweep import grid_trials, read_grid; "
+            f"grid_trials(read_grid({str(path)!r})); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'ray') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.mark.slow
 def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
     from fer_core.model_card import ModelCard
