@@ -314,6 +314,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except GridError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.address and args.engine != "ray":
+        print("error: --address joins a Ray cluster: add --engine ray", file=sys.stderr)
+        return 2
     if args.engine == "local" and not args.verbose:  # Ray trials import TensorFlow in their own processes
         import_tensorflow_quietly()
     outcomes = run_sweep(args.data, args.out, grid, epochs=args.epochs, limit=args.limit, engine=args.engine,

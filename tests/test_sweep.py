@@ -58,6 +58,13 @@ def test_cli_reports_a_bad_grid_and_exits_2(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_refuses_an_address_without_the_ray_engine(tmp_path, capsys):
+    path = _grid_file(tmp_path, "seed: 1\n")
+    assert main(["sweep", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--grid", str(path),
+                 "--address", "head:6379"]) == 2
+    assert "--engine ray" in capsys.readouterr().err
+
+
 def test_every_combination_is_one_trial_named_after_what_varies():
     trials = grid_trials({"arch": ["tiny"], "seed": [1, 2], "augmentation": ["one_pass", "three_pass"]})
     assert [t.name for t in trials] == ["t00-seed_1-augmentation_one_pass", "t01-seed_1-augmentation_three_pass",
