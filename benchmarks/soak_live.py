@@ -6,7 +6,9 @@ around (a face that moves, as in front of a webcam) at a camera's pace (``--fps`
 as the page does. It prints the per-frame latency (median,
 p95, max) per minute and overall, and the resident memory at the start, each minute and the end: a
 leak shows up as RSS that keeps growing after the first minute. Load average is printed too,
-because other work on the machine (a training run) slows every figure down.
+because other work on the machine (a training run) slows every figure down. The CPU used per stream
+(this process's CPU time over wall time, in cores) and per frame (which, times the camera's fps, is
+the cores one viewer needs even when a busy machine cannot keep up) size a server per concurrent viewer.
 
 Usage: ``python benchmarks/soak_live.py [--seconds 600] [--fps 30] [--model M] [--detect-every 2]
 [--tta] [--emoji] [--bars]``
@@ -27,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.inference.live import LiveProcessor, LiveSession, LiveSettings
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.speed import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
@@ -66,6 +69,12 @@ def latency_line(latencies_ms: list[float]) -> str:
             f"max {values.max():.1f} ms")
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads) this process has used so far."""
+    times = os.times()
+    return times.user + times.system
+
+
 def load_average() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -93,11 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     processor.reset()
     pace = f"{args.fps:g} fps offered" if args.fps > 0 else "frames as fast as possible"
     print(f"model {model.name}, {settings}, {args.seconds:.0f} s, {pace}; load average {load_average()}")
+    print(machine_info().describe())
     print(f"RSS at start: {rss_mb():.1f} MB")
 
     all_ms: list[float] = []
     window_ms: list[float] = []
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), cpu_seconds()
+    window_start, window_cpu = start, cpu_start
     next_report = start + REPORT_EVERY_S
     while (now := time.monotonic()) - start < args.seconds:
         frame = moving_frame(photo, now - start)
@@ -108,15 +119,24 @@ def main(argv: list[str] | None = None) -> None:
         if args.fps > 0:  # a camera delivers the next frame 1/fps after this one (none if we are late)
             time.sleep(max(0.0, now + 1 / args.fps - time.monotonic()))
         if now >= next_report:
-            print(f"{now - start:5.0f} s: {latency_line(window_ms)}; RSS {rss_mb():.1f} MB; "
+            cores = (cpu_seconds() - window_cpu) / (now - window_start)
+            print(f"{now - start:5.0f} s: {latency_line(window_ms)}; CPU {cores:.2f} cores; RSS {rss_mb():.1f} MB; "
                   f"load {load_average()}", flush=True)
+            window_start, window_cpu = now, cpu_seconds()
             all_ms += window_ms
             window_ms = []
             next_report += REPORT_EVERY_S
     all_ms += window_ms
 
     faces = sum(len(r.faces) for r in session.records)
-    print(f"overall: {latency_line(all_ms)} ({len(all_ms) / (time.monotonic() - start):.1f} frames/s)")
+    wall = time.monotonic() - start
+    print(f"overall: {latency_line(all_ms)} ({len(all_ms) / wall:.1f} frames/s)")
+    cpu = cpu_seconds() - cpu_start
+    cpu_ms_per_frame = 1000 * cpu / max(1, len(all_ms))
+    print(f"CPU per stream: {cpu / wall:.2f} cores at {len(all_ms) / wall:.1f} frames/s (process CPU time / wall "
+          f"time); {cpu_ms_per_frame:.1f} ms of CPU per frame"
+          + (f", so {cpu_ms_per_frame * args.fps / 1000:.2f} cores for {args.fps:g} fps" if args.fps > 0 else "")
+          + f"; load average {load_average()}")
     print(f"faces drawn per frame: {faces / max(1, len(session.records)):.2f}; errors: {processor.errors}")
     print(f"RSS at end: {rss_mb():.1f} MB (session kept {len(session.records)} records, as the page would)")
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_core {summary,train,evaluate,predict,video} ...``."""
+"""Command line: ``python -m fer_core {summary,train,sweep,evaluate,predict,video,...} ...``."""
 
 from __future__ import annotations
 
@@ -317,10 +317,37 @@ def _add_detector_option(parser: argparse.ArgumentParser) -> None:
                              f"haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Train one run per grid point, print the summary table and the commands that ensemble the best."""
+    from fer_core.training.sweep import GridError, ensemble_commands, read_grid, run_sweep, summary_frame
+
+    try:
+        grid = read_grid(args.grid)
+    except GridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.address and args.engine != "ray":
+        print("error: --address joins a Ray cluster: add --engine ray", file=sys.stderr)
+        return 2
+    if args.engine == "local" and not args.verbose:  # Ray trials import TensorFlow in their own processes
+        import_tensorflow_quietly()
+    outcomes = run_sweep(args.data, args.out, grid, epochs=args.epochs, limit=args.limit, engine=args.engine,
+                         address=args.address, max_concurrent=args.max_concurrent,
+                         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                         grace_epochs=args.grace_epochs, num_cpus=args.num_cpus, progress=args.progress)
+    print(summary_frame(outcomes).to_string(index=False, max_colwidth=80))
+    print(f"wrote {Path(args.out) / 'sweep.csv'} and sweep.json")
+    commands = ensemble_commands(outcomes, args.data, args.top, Path(args.out).name)
+    if commands:
+        print(f"to publish the best (at most {args.top}, --top) and average them into one model:")
+        print("\n".join(f"  {c}" for c in commands))
+    return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fer_core.training.architectures import ARCHITECTURES
     from fer_core.training.publish import BLUR_CANDIDATES
-    from fer_core.training.train import TrainConfig
+    from fer_core.training.train import AUGMENTATIONS, OPTIMIZERS, PRECISIONS, TrainConfig
 
     verbose_help = "show TensorFlow's start-up messages and the traceback of each failed input"
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
@@ -351,16 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=recipe.label_smoothing)
     p.add_argument("--class-weights", action="store_true", help="weigh classes by inverse frequency")
     p.add_argument("--patience", type=int, default=recipe.patience, help="early-stopping patience in epochs")
-    p.add_argument("--precision", default=recipe.precision, choices=["float32", "mixed_bfloat16"])
+    p.add_argument("--precision", default=recipe.precision, choices=PRECISIONS)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--augmentation", default=recipe.augmentation, choices=["one_pass", "three_pass"],
+    p.add_argument("--augmentation", default=recipe.augmentation, choices=AUGMENTATIONS,
                    help="one_pass: rotation, zoom and shift in a single resampling (default); "
                         "three_pass: the Keras layers of the first shipped model")
     p.add_argument("--keep-unresampled", type=float, default=recipe.keep_unresampled,
                    help=f"one_pass: share of faces only flipped, never resampled (default {recipe.keep_unresampled:g})")
     p.add_argument("--erasing", type=float, default=recipe.erasing,
                    help="probability of random erasing per face (e.g. 0.5)")
-    p.add_argument("--optimizer", default=recipe.optimizer, choices=["adamw", "sgd"],
+    p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS,
                    help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
     p.add_argument("--seed", type=int, default=recipe.seed)
@@ -370,6 +397,32 @@ def build_parser() -> argparse.ArgumentParser:
     # ``train --verbose N`` was the name of --progress before the top-level --verbose existed.
     p.add_argument("--verbose", dest="progress", type=int, choices=[0, 1, 2], help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", parents=[common],
+                       help="train many runs over a grid of train options (Ray Tune with early stopping, or in turn)")
+    p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree with Training and PublicTest faces")
+    p.add_argument("--out", required=True, help="sweep folder: one run folder per trial, sweep.csv, sweep.json")
+    p.add_argument("--grid", required=True, metavar="FILE",
+                   help="YAML or JSON mapping train options (seed, arch, learning_rate, augmentation, ...) to a "
+                        "value or a list of values; every combination is one trial")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: trials one after another in this process, no early stopping (default); "
+                        "ray: Ray Tune runs them side by side and ASHA stops the weak ones")
+    p.add_argument("--address", help="ray: join this running Ray cluster (e.g. HEAD:6379) instead of an embedded one")
+    p.add_argument("--epochs", type=int, default=recipe.epochs, help="epochs per trial (ASHA's budget)")
+    p.add_argument("--limit", type=int, help="use at most this many faces per split (quick sweeps)")
+    p.add_argument("--max-concurrent", type=int,
+                   help="ray: at most this many trials at once (default: as resources allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=1,
+                   help="ray: cores reserved per trial; TensorFlow gets as many threads (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0, help="ray: GPUs reserved per trial (default 0)")
+    p.add_argument("--grace-epochs", type=int, default=1,
+                   help="ray: epochs every trial runs before ASHA may stop it (default 1)")
+    p.add_argument("--num-cpus", type=int, help="ray without --address: cores the embedded Ray may use (default: all)")
+    p.add_argument("--top", type=int, default=3, help="how many of the best trials the printed ensemble commands use")
+    p.add_argument("--progress", type=int, default=2, choices=[0, 1, 2],
+                   help="local: Keras output while training (0 silent, 1 progress bar, 2 a line per epoch)")
+    p.set_defaults(func=cmd_sweep, uses_tensorflow=False)
 
     p = sub.add_parser("evaluate", parents=[common],
                        help="accuracy, per-class figures and confusion matrix of a model on labelled faces")

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
 TRAINING_JSON = "training.json"
+AUGMENTATIONS = ("one_pass", "three_pass")
+OPTIMIZERS = ("adamw", "sgd")
+PRECISIONS = ("mixed_bfloat16", "float32")
 
 
 @dataclass
@@ -198,7 +201,7 @@ def augmenter(config: TrainConfig):
     if config.augmentation == "one_pass":
         ranges = AffineRanges(keep_unresampled=config.keep_unresampled)
         return lambda images: one_pass_augment(images, ranges, config.erasing)
-    raise ValueError(f"unknown augmentation {config.augmentation!r}; choose one_pass or three_pass")
+    raise ValueError(f"unknown augmentation {config.augmentation!r}; choose {' or '.join(AUGMENTATIONS)}")
 
 
 def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment=None,
@@ -301,7 +304,7 @@ def make_optimizer(config: TrainConfig, schedule):
         return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
 
 
 def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None) -> Path:
@@ -309,7 +312,9 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
 
     Calling it again on the same ``out`` folder resumes an interrupted run at the epoch after the last
     one finished (``BackupAndRestore``); a run that already completed is left as it is. ``callbacks``
-    are extra Keras callbacks (e.g. a progress display).
+    are extra Keras callbacks (e.g. a progress display); they run after the run's own, so at the end
+    of an epoch its history row, best model and backup are on disk before they see it (a sweep that
+    stops a trial there leaves a complete run folder).
     """
     import keras
 
@@ -357,11 +362,11 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
     callbacks = [
         _epoch_stats_callback(),
-        *(callbacks or []),
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
         keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
+        *(callbacks or []),
     ]
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
