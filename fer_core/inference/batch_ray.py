@@ -1,0 +1,97 @@
+"""The Ray engine of batch analysis: work units spread over a pool of Ray actors.
+
+Each actor is a :class:`fer_core.inference.batch.BatchAnalyzer` in its own worker process, so the
+model is loaded once per worker and reused for every unit sent to it. Ray restarts an actor whose
+process dies (``max_restarts``) and sends the unit it was running again (``max_task_retries``); the
+driver alone writes rows, once per unit it gets back, so a retried unit is never written twice. A
+unit that kills its worker every time it is tried is written as one error row per item, and the
+batch goes on. Ray is imported here, inside functions, never by ``import fer_core``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from fer_core.inference.batch import BatchAnalyzer, BatchSettings, Engine, WorkUnit, item_row
+
+MAX_RESTARTS = 4  # per actor: a worker killed by the system (memory, a lost node) comes back
+MAX_TASK_RETRIES = 2  # per unit, on a restarted actor
+UNITS_IN_FLIGHT = 2  # per actor: the next unit waits in the actor's queue while one is analysed
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address``, or start an embedded local Ray; ``False`` when this process
+    already runs Ray (a test, a notebook), which is then left as it is."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def worker_count() -> int:
+    """One actor per CPU the running Ray has (the embedded one: this machine's cores)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def ray_engine(settings: BatchSettings, workers: int | None = None, address: str | None = None,
+               analyzer_class: type[BatchAnalyzer] = BatchAnalyzer) -> Engine:
+    """An engine for :func:`fer_core.inference.batch.run_batch` over ``workers`` actors (default:
+    one per CPU of the cluster) of ``analyzer_class``; Ray is started or joined when it runs."""
+
+    def engine(units: list[WorkUnit], done: Callable[[WorkUnit, list[dict]], None]) -> None:
+        import ray
+
+        started = start_ray(address, workers if not address else None)
+        try:
+            actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS,
+                                     max_task_retries=MAX_TASK_RETRIES)(analyzer_class)
+            actors = [actor_class.remote(settings) for _ in range(workers or worker_count())]
+            _run_on_actors(units, actors, actor_class, settings, done)
+        finally:
+            if started:
+                ray.shutdown()
+
+    return engine
+
+
+def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: BatchSettings,
+                   done: Callable[[WorkUnit, list[dict]], None]) -> None:
+    """Keep :data:`UNITS_IN_FLIGHT` units queued on every actor and hand back each unit's rows as it
+    finishes, in whatever order they finish."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    from fer_core.model_card import ModelCard
+
+    queue = deque(units)
+    running: dict = {}  # result reference → (unit, index of its actor, the actor)
+
+    def submit(slot: int) -> None:
+        if queue:
+            unit = queue.popleft()
+            running[actors[slot].analyze.remote(unit)] = (unit, slot, actors[slot])
+
+    for slot in range(len(actors)):
+        for _ in range(UNITS_IN_FLIGHT):
+            submit(slot)
+    while running:
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        unit, slot, actor = running.pop(ref)
+        try:
+            rows = ray.get(ref)
+        except (RayActorError, RayTaskError) as exc:
+            reason = f"the worker analysing it failed {1 + MAX_TASK_RETRIES} times ({type(exc).__name__})"
+            model_name = ModelCard.load(settings.model).name
+            rows = [item_row(item, model_name, "error", reason) for item in unit.items]
+            if isinstance(exc, RayActorError) and actors[slot] is actor:  # out of restarts: replace it
+                actors[slot] = actor_class.remote(settings)
+        done(unit, rows)
+        submit(slot)
