@@ -65,7 +65,7 @@ def listed_paths(list_file: Path) -> list[Path]:
     """The paths in a text file, one a line (blank lines and ``#`` comments skipped); relative paths
     are taken from the list's own folder, so a list travels with the files it names."""
     lines = (line.strip() for line in list_file.read_text(errors="replace").splitlines())
-    return [list_file.parent / line for line in lines if line and not line.startswith("#")]
+    return [Path(os.path.normpath(list_file.parent / line)) for line in lines if line and not line.startswith("#")]
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[BatchInput]:
