@@ -469,8 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: in this process (default); ray: Ray workers, one model each")
     p.add_argument("--address", help="--engine ray: join the Ray cluster there (default: start a local Ray)")
-    p.add_argument("--workers", type=positive_int, metavar="N", help="--engine ray: worker count (default: one per CPU)")
-    p.add_argument("--every", type=positive_int, default=5, metavar="N", help="videos: analyse every Nth frame (default 5)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="--engine ray: worker count (default: one per CPU)")
+    p.add_argument("--every", type=positive_int, default=5, metavar="N",
+                   help="videos: analyse every Nth frame (default 5)")
     p.add_argument("--segment-frames", type=positive_int, default=SEGMENT_FRAMES, metavar="N",
                    help=f"videos: frames per unit of work and of resuming (default {SEGMENT_FRAMES})")
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")

@@ -18,6 +18,9 @@ from fer_core.inference.batch import BatchAnalyzer, BatchSettings, Engine, WorkU
 MAX_RESTARTS = 4  # per actor: a worker killed by the system (memory, a lost node) comes back
 MAX_TASK_RETRIES = 2  # per unit, on a restarted actor
 UNITS_IN_FLIGHT = 2  # per actor: the next unit waits in the actor's queue while one is analysed
+# Each actor holds one CPU of Ray's, so its TensorFlow runs on one thread: left alone, every
+# actor's TensorFlow would start a thread per core of the machine and the actors would fight for them.
+ONE_THREAD_EACH = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -51,8 +54,8 @@ def ray_engine(settings: BatchSettings, workers: int | None = None, address: str
 
         started = start_ray(address, workers if not address else None)
         try:
-            actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS,
-                                     max_task_retries=MAX_TASK_RETRIES)(analyzer_class)
+            actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
+                                     runtime_env={"env_vars": ONE_THREAD_EACH})(analyzer_class)
             actors = [actor_class.remote(settings) for _ in range(workers or worker_count())]
             _run_on_actors(units, actors, actor_class, settings, done)
         finally:
