@@ -288,10 +288,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(model=model, every=args.every, tta=not args.no_tta, scheme=args.scheme,
                              segment_frames=args.segment_frames)
     engine = None
-    if args.engine == "ray":
+    if args.engine == "ray":  # the workers load TensorFlow; this process only writes their rows
         from fer_core.inference.batch_ray import ray_engine
 
         engine = ray_engine(settings, workers=args.workers, address=args.address)
+    elif not args.verbose:
+        import_tensorflow_quietly()
     try:
         summary = run_batch(args.inputs, args.out, settings, engine=engine, progress=progress_line())
     except BatchError as exc:
@@ -478,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile")
-    p.set_defaults(func=cmd_batch)
+    p.set_defaults(func=cmd_batch, uses_tensorflow=False)
     return parser
 
 
