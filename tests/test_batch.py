@@ -152,6 +152,9 @@ def test_a_folder_of_other_settings_or_other_files_is_refused(inputs, tiny_model
     run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path))
     with pytest.raises(BatchError, match="every 2 → 3"):
         run_batch([inputs / "small.jpg"], out, BatchSettings(str(tiny_model_path), every=3, segment_frames=SEGMENT))
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        run_batch([inputs / "small.jpg"], tmp_path / "new", settings_for(tmp_path / "missing.keras"))
+    assert not (tmp_path / "new").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(BatchError, match="not empty"):
@@ -241,6 +244,18 @@ def test_a_ray_worker_dying_midway_still_gives_every_row_once(local_ray, local_r
     run_batch([inputs], tmp_path / "results", settings, engine=engine)
     assert local_ray.exists(), "no worker died: the test did not test a death"
     pd.testing.assert_frame_equal(table(tmp_path / "results"), local_rows)
+
+
+@pytest.mark.slow
+def test_ray_workers_that_cannot_load_the_model_stop_the_batch_before_any_row(local_ray, inputs, tmp_path):
+    from fer_core.inference.batch_ray import ray_engine
+
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    settings = settings_for(broken)
+    with pytest.raises(BatchError, match="workers could not start"):
+        run_batch([inputs], tmp_path / "results", settings, engine=ray_engine(settings, workers=2))
+    assert not (tmp_path / "results" / MANIFEST_FILE).exists()
 
 
 def test_importing_the_package_and_the_command_line_does_not_import_ray():

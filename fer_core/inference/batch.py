@@ -419,6 +419,8 @@ def run_batch(paths: Sequence[str | os.PathLike], out: str | os.PathLike, settin
     from fer_core.labels import get_scheme
     from fer_core.model_card import ModelCard
 
+    if not Path(settings.model).is_file():
+        raise FileNotFoundError(f"{settings.model}: no such model file")
     card = ModelCard.load(settings.model)
     labels = get_scheme(settings.scheme).labels if settings.scheme else card.labels
     results = ResultsFolder(out, settings, labels)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from fer_core.inference.batch import BatchAnalyzer, BatchSettings, Engine, WorkUnit, item_row
+from fer_core.inference.batch import BatchAnalyzer, BatchError, BatchSettings, Engine, WorkUnit, item_row
 
 MAX_RESTARTS = 4  # per actor: a worker killed by the system (memory, a lost node) comes back
 MAX_TASK_RETRIES = 2  # per unit, on a restarted actor
@@ -57,12 +57,26 @@ def ray_engine(settings: BatchSettings, workers: int | None = None, address: str
             actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
                                      runtime_env={"env_vars": ONE_THREAD_EACH})(analyzer_class)
             actors = [actor_class.remote(settings) for _ in range(workers or worker_count())]
+            _wait_until_started(actors)
             _run_on_actors(units, actors, actor_class, settings, done)
         finally:
             if started:
                 ray.shutdown()
 
     return engine
+
+
+def _wait_until_started(actors: list) -> None:
+    """Return once every actor has loaded the model; a :class:`BatchError` when one cannot (a model
+    missing on a node, a package not installed there), before any unit is given out and recorded."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    try:
+        ray.get([actor.__ray_ready__.remote() for actor in actors])
+    except RayActorError as exc:
+        cause = str(exc).strip().splitlines()[-1]  # the worker's exception, after its traceback
+        raise BatchError(f"the Ray workers could not start: {cause}") from None
 
 
 def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: BatchSettings,
