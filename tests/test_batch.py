@@ -20,7 +20,6 @@ import pytest
 from fer_core.cli import main
 from fer_core.inference.batch import (
     MANIFEST_FILE,
-    BatchAnalyzer,
     BatchError,
     BatchSettings,
     expand_inputs,
@@ -202,17 +201,6 @@ def test_killing_the_command_midway_then_running_it_again_gives_every_row_once(l
 # --------------------------------------------------------------------------- Ray
 
 
-class DiesOnceAnalyzer(BatchAnalyzer):
-    """An analyzer whose worker process dies at its first video segment, once per marker file."""
-
-    def analyze(self, unit):
-        marker = Path(os.environ["FER_TEST_DIE_ONCE"])
-        if any(item.kind == "video" for item in unit.items) and not marker.exists():
-            marker.touch()
-            os._exit(1)
-        return super().analyze(unit)
-
-
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     """A local Ray of 2 worker CPUs; workers import this checkout and this test module."""
@@ -240,10 +228,31 @@ def test_a_ray_worker_dying_midway_still_gives_every_row_once(local_ray, local_r
     from fer_core.inference.batch_ray import ray_engine
 
     settings = settings_for(tiny_model_path)
+    from batch_workers import DiesOnceAnalyzer
+
     engine = ray_engine(settings, workers=2, analyzer_class=DiesOnceAnalyzer)
     run_batch([inputs], tmp_path / "results", settings, engine=engine)
     assert local_ray.exists(), "no worker died: the test did not test a death"
     pd.testing.assert_frame_equal(table(tmp_path / "results"), local_rows)
+
+
+@pytest.mark.slow
+def test_an_input_that_kills_every_worker_gets_error_rows_and_the_rest_goes_on(local_ray, tiny_model_path,
+                                                                               tmp_path):
+    from batch_workers import PoisonedAnalyzer
+
+    from fer_core.inference.batch_ray import ray_engine
+
+    names = ["a.png", "b.png", "poison.mp4", "c.mp4"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    settings = settings_for(tiny_model_path)
+    engine = ray_engine(settings, workers=2, analyzer_class=PoisonedAnalyzer)
+    summary = run_batch([tmp_path / n for n in names], tmp_path / "results", settings, engine=engine)
+    assert (summary.units, summary.items, summary.failed) == (3, 4, 1)
+    rows = pd.read_parquet(tmp_path / "results")
+    assert rows["source"].tolist() == [str(tmp_path / "poison.mp4")]
+    assert rows["error"].str.contains("worker died").all()
 
 
 @pytest.mark.slow

@@ -3,9 +3,10 @@
 Each actor is a :class:`fer_core.inference.batch.BatchAnalyzer` in its own worker process, so the
 model is loaded once per worker and reused for every unit sent to it. Ray restarts an actor whose
 process dies (``max_restarts``) and sends the unit it was running again (``max_task_retries``); the
-driver alone writes rows, once per unit it gets back, so a retried unit is never written twice. A
-unit that kills its worker every time it is tried is written as one error row per item, and the
-batch goes on. Ray is imported here, inside functions, never by ``import fer_core``.
+driver alone writes rows, once per unit it gets back, so a retried unit is never written twice. An
+actor out of restarts is replaced and its unit given out again; a unit that kills its worker every
+time it is tried is written as one error row per item, and the batch goes on. Ray is imported
+here, inside functions, never by ``import fer_core``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fer_core.inference.batch import BatchAnalyzer, BatchError, BatchSettings, E
 
 MAX_RESTARTS = 4  # per actor: a worker killed by the system (memory, a lost node) comes back
 MAX_TASK_RETRIES = 2  # per unit, on a restarted actor
-UNITS_IN_FLIGHT = 2  # per actor: the next unit waits in the actor's queue while one is analysed
+ROUNDS = 2  # times the driver gives out a unit whose actor ran out of restarts on it
 # Each actor holds one CPU of Ray's, so its TensorFlow runs on one thread: left alone, every
 # actor's TensorFlow would start a thread per core of the machine and the actors would fight for them.
 ONE_THREAD_EACH = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
@@ -81,8 +82,9 @@ def _wait_until_started(actors: list) -> None:
 
 def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: BatchSettings,
                    done: Callable[[WorkUnit, list[dict]], None]) -> None:
-    """Keep :data:`UNITS_IN_FLIGHT` units queued on every actor and hand back each unit's rows as it
-    finishes, in whatever order they finish."""
+    """Give every actor one unit at a time and hand back each unit's rows as it finishes, in whatever
+    order they finish. One at a time, because Ray fails and retries every unit queued on an actor
+    that dies, and a unit that kills its worker must not use up the tries of the units behind it."""
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
@@ -90,6 +92,8 @@ def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: B
 
     queue = deque(units)
     running: dict = {}  # result reference → (unit, index of its actor, the actor)
+    rounds: dict[WorkUnit, int] = {}  # times a unit came back with its worker dead
+    model_name = ModelCard.load(settings.model).name
 
     def submit(slot: int) -> None:
         if queue:
@@ -97,18 +101,25 @@ def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: B
             running[actors[slot].analyze.remote(unit)] = (unit, slot, actors[slot])
 
     for slot in range(len(actors)):
-        for _ in range(UNITS_IN_FLIGHT):
-            submit(slot)
+        submit(slot)
     while running:
         [ref], _ = ray.wait(list(running), num_returns=1)
         unit, slot, actor = running.pop(ref)
         try:
             rows = ray.get(ref)
-        except (RayActorError, RayTaskError) as exc:
-            reason = f"the worker analysing it failed {1 + MAX_TASK_RETRIES} times ({type(exc).__name__})"
-            model_name = ModelCard.load(settings.model).name
-            rows = [item_row(item, model_name, "error", reason) for item in unit.items]
-            if isinstance(exc, RayActorError) and actors[slot] is actor:  # out of restarts: replace it
+        except RayActorError:  # the actor ran out of restarts or tries: a fresh one takes its place
+            if actors[slot] is actor:
+                ray.kill(actor)  # gives its CPU back now, for the fresh one to start on
                 actors[slot] = actor_class.remote(settings)
+            rounds[unit] = rounds.get(unit, 0) + 1
+            if rounds[unit] < ROUNDS:  # perhaps not its fault (a lost node): give it out again
+                queue.appendleft(unit)
+                submit(slot)
+                continue
+            reason = "its worker died every time it analysed it"
+            rows = [item_row(item, model_name, "error", reason) for item in unit.items]
+        except RayTaskError as exc:  # an exception the analyzer's own handling let through
+            cause = str(exc).strip().splitlines()[-1]
+            rows = [item_row(item, model_name, "error", f"unexpected: {cause}") for item in unit.items]
         done(unit, rows)
         submit(slot)
