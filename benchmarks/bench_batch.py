@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import ray
 
-    from fer_core.inference.batch_ray import ray_engine
+    from fer_core.inference.batch_ray import ray_engine, this_package_first
 
     settings = BatchSettings(model=str(Path(args.model).resolve()), every=args.every,
                              segment_frames=args.segment_frames)
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = Path(tmp) / "inputs"
         inputs.mkdir()
         make_inputs(photo, inputs, args.images, args.clip_seconds)
-        worker_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])  # workers import this checkout
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": worker_path}})
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=this_package_first())
         engines = {"local": None, "ray, 1 worker": ray_engine(settings, workers=1),
                    "ray, 2 workers": ray_engine(settings, workers=2)}
         print(f"{'engine':<16}{'faces':>7}{'job s':>8}{'faces/s job':>13}{'faces/s steady':>16}")

@@ -11,8 +11,10 @@ here, inside functions, never by ``import fer_core``.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 from fer_core.inference.batch import BatchAnalyzer, BatchError, BatchSettings, Engine, WorkUnit, item_row
 
@@ -34,8 +36,17 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, runtime_env=this_package_first())
     return True
+
+
+def this_package_first() -> dict:
+    """A runtime environment whose workers import the ``fer_core`` this process runs, wherever they
+    start: a checkout run without installing it is then the code the embedded workers run too."""
+    import fer_core
+
+    root = str(Path(fer_core.__file__).resolve().parent.parent)
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
 
 
 def worker_count() -> int:
