@@ -226,10 +226,18 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
 
 
 def frame_count(path: str | os.PathLike) -> int:
-    """Frames of the clip as its header states them (0 when it does not say); raises :class:`VideoError`."""
+    """Frames of the clip by its header: the count it states, else its duration times its frame rate
+    (an estimate; 0 when it says neither). Raises :class:`VideoError` for a file that is no video."""
+    import av
+
     container = _open_input(Path(path))
     try:
-        return int(container.streams.video[0].frames)
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        frames = _expected_frames(stream, fps, None)
+        if not frames and container.duration:  # Matroska/WebM state the duration of the file only
+            frames = int(container.duration / av.time_base * fps)
+        return frames
     finally:
         container.close()
 
