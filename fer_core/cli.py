@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_core {summary,train,sweep,evaluate,predict,video,...} ...``."""
+"""Command line: ``python -m fer_core {summary,train,sweep,evaluate,predict,video,batch,...} ...``."""
 
 from __future__ import annotations
 
@@ -283,6 +283,33 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 1 if analysis.error else 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Every input into the Parquet folder ``--out``; run again to resume. Exit 1 when any input failed."""
+    from fer_core.inference.batch import BatchError, BatchSettings, progress_line, run_batch
+    from fer_core.model_card import default_model_path
+
+    model = str(Path(args.model or default_model_path()).resolve())
+    settings = BatchSettings(model=model, every=args.every, tta=not args.no_tta, scheme=args.scheme,
+                             segment_frames=args.segment_frames)
+    engine = None
+    if args.engine == "ray":  # the workers load TensorFlow; this process only writes their rows
+        from fer_core.inference.batch_ray import ray_engine
+
+        engine = ray_engine(settings, workers=args.workers, address=args.address)
+    elif not args.verbose:
+        import_tensorflow_quietly()
+    try:
+        summary = run_batch(args.inputs, args.out, settings, engine=engine, progress=progress_line())
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if summary.skipped:
+        print(f"{summary.skipped} item(s) finished by an earlier run were skipped")
+    print(f"{args.out}: {summary.items} item(s) analysed in {summary.seconds:.1f} s, {summary.faces} faces "
+          f"({summary.faces / summary.seconds if summary.seconds else 0:.1f} faces/s), {summary.failed} failed")
+    return 1 if summary.failed else 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from fer_core.inference.crop import face_crop_card
     from fer_core.training.publish import publish
@@ -342,6 +369,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"to publish the best (at most {args.top}, --top) and average them into one model:")
         print("\n".join(f"  {c}" for c in commands))
     return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,6 +526,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
                                     "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_video)
+
+    from fer_core.inference.batch import SEGMENT_FRAMES
+
+    p = sub.add_parser("batch", parents=[common],
+                       help="images and videos into a Parquet table of faces (resumable; local or on Ray)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video files, folders (searched recursively), or .txt files listing paths")
+    p.add_argument("--out", required=True, metavar="RESULTS",
+                   help="results folder of Parquet parts; run the same command again to resume")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: in this process (default); ray: Ray workers, one model each")
+    p.add_argument("--address", help="--engine ray: join the Ray cluster there (default: start a local Ray)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="--engine ray: worker count (default: one per CPU)")
+    p.add_argument("--every", type=positive_int, default=5, metavar="N",
+                   help="videos: analyse every Nth frame (default 5)")
+    p.add_argument("--segment-frames", type=positive_int, default=SEGMENT_FRAMES, metavar="N",
+                   help=f"videos: frames per unit of work and of resuming (default {SEGMENT_FRAMES})")
+    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile")
+    p.set_defaults(func=cmd_batch, uses_tensorflow=False)
     return parser
 
 

@@ -9,7 +9,8 @@ of a typical clip; the numbers are not a tracker and may swap when two faces hav
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -161,7 +162,7 @@ def _expected_frames(stream, fps: float, max_seconds: float | None) -> int:
 def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every: int = 5,
                   annotate_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
                   detector: Detector | None = None, tta: bool = True, max_seconds: float | None = None,
-                  emoji: bool = False) -> VideoAnalysis:
+                  emoji: bool = False, frames: range | None = None) -> VideoAnalysis:
     """Analyse every ``every``-th frame (the first included) of the clip at ``path``.
 
     With ``annotate_path`` every frame is written there with the boxes and labels of the latest
@@ -173,9 +174,18 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     A stream that breaks midway, or a frame that cannot be analysed, ends the analysis there: the
     frames before it are kept and :attr:`VideoAnalysis.error` says where it stopped and why. Only a
     clip of which no frame can be decoded is a :class:`VideoError`.
+
+    ``frames`` (a ``range(start, stop)`` of frame numbers, step 1) analyses only that part of the
+    clip, with the frame numbers, times and rows the whole analysis gives those frames: batch
+    analysis splits a long clip into such segments to spread it over workers. The reading seeks to
+    the key frame before ``start`` (see :func:`_frames_from`); ``frames_read`` is then the number of
+    the frame after the last one read.
     """
     if every < 1:
         raise ValueError("every must be at least 1")
+    frames = frames if frames is not None else range(0, sys.maxsize)
+    if frames.step != 1 or (annotate_path and frames.start):
+        raise ValueError("frames must be a range with step 1, and an annotated copy needs the clip from its start")
     path = Path(path)
     container = _open_input(path)
     stream = container.streams.video[0]
@@ -185,23 +195,23 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     writer = AnnotatedWriter(annotate_path, fps) if annotate_path else None
     rows: list[dict] = []
     latest: list[FaceResult] = []
-    read = analyzed = 0
+    read, analyzed = frames.start, 0
     error = None
     try:
-        for frame in container.decode(stream):
-            time_s = float(frame.time) if frame.time is not None else read / (fps or 25)
-            if max_seconds is not None and time_s > max_seconds:
+        for index, frame in _frames_from(container, stream, frames.start, path):
+            time_s = float(frame.time) if frame.time is not None else index / (fps or 25)
+            if index >= frames.stop or (max_seconds is not None and time_s > max_seconds):
                 break
             image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
-            if read % every == 0:
+            if index % every == 0:
                 latest = faces_by_size(analyze_image(image, recognizer, detector, tta=tta))
-                rows += face_rows(read, time_s, latest)
+                rows += face_rows(index, time_s, latest)
                 analyzed += 1
                 if progress:
-                    progress(read + 1, expected)
+                    progress(index + 1, expected)
             if writer:
                 writer.write(annotate(image, latest, emoji=emoji))
-            read += 1
+            read = index + 1
     except Exception as exc:  # noqa: BLE001 - a broken stream or a bad frame keeps the frames before it
         error = _stop_message(read, fps, exc)
     finally:
@@ -213,6 +223,67 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     if progress:
         progress(read, max(expected, read))
     return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, writer.path if writer else None, error)
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames of the clip by its header: the count it states, else its duration times its frame rate
+    (an estimate; 0 when it says neither). Raises :class:`VideoError` for a file that is no video."""
+    import av
+
+    container = _open_input(Path(path))
+    try:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        frames = _expected_frames(stream, fps, None)
+        if not frames and container.duration:  # Matroska/WebM state the duration of the file only
+            frames = int(container.duration / av.time_base * fps)
+        return frames
+    finally:
+        container.close()
+
+
+# Packets read past frame ``start`` to find its timestamp: decoders reorder frames (B-frames) by at
+# most a few places, so the ``start``-th smallest timestamp is among the first ``start + 64`` packets.
+REORDER_SLACK = 64
+
+
+def _start_timestamp(path: str, stream_index: int, start: int) -> int | None:
+    """Presentation timestamp of frame ``start`` (in display order), read from packet headers without
+    decoding; ``None`` when the packets do not carry timestamps or the clip is shorter."""
+    import av
+
+    stamps: list[int] = []
+    with av.open(path) as container:
+        for packet in container.demux(container.streams.video[stream_index]):
+            if packet.pts is None and packet.size:
+                return None
+            if packet.size:
+                stamps.append(packet.pts)
+            if len(stamps) > start + REORDER_SLACK:
+                break
+    return sorted(stamps)[start] if len(stamps) > start else None
+
+
+def _frames_from(container, stream, start: int, path: Path) -> Iterator[tuple[int, object]]:
+    """``(frame number, frame)`` of the decoded clip from frame ``start`` on.
+
+    For ``start > 0`` it seeks to the key frame before frame ``start``'s timestamp and counts from the
+    frame that carries it; when that frame does not come out of the decoder (no timestamps, an odd
+    container), it decodes from the beginning and skips ``start`` frames, which is slower but exact.
+    """
+    target = _start_timestamp(str(path), stream.index, start) if start else None
+    if target is not None:
+        container.seek(target, stream=stream, backward=True)
+        decoded = (f for f in container.decode(stream) if f.pts is None or f.pts >= target)
+        first = next(decoded, None)
+        if first is not None and first.pts == target:
+            yield start, first
+            yield from enumerate(decoded, start + 1)
+            return
+        container.seek(0, stream=stream, backward=True)
+    for index, frame in enumerate(container.decode(stream)):
+        if index >= start:
+            yield index, frame
 
 
 def _stop_message(frame_index: int, fps: float, exc: Exception) -> str:

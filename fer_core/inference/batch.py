@@ -1,0 +1,444 @@
+"""Batch analysis: many images and videos into one Parquet table, resumable, on one machine or on Ray.
+
+Every row comes from the functions the ``predict`` and ``video`` commands use
+(:func:`fer_core.inference.pipeline.analyze_image` and :func:`fer_core.inference.video.analyze_video`),
+so a face gets the same numbers whichever command analysed it.
+
+The work is planned as *items* (an image, or a segment of a video's frames) grouped into *units*
+(a handful of images, or one segment). A finished unit's rows become one Parquet part file in the
+results folder, renamed into place, and only then are its items appended to the manifest
+``_manifest.jsonl``. A run started again on the same folder skips the items in the manifest and
+deletes part files the manifest does not name (written by a run killed before it could record them),
+so every row is in the table exactly once however often the job is interrupted. Files starting with
+``_`` or ``.`` are ignored by Parquet readers, so ``pyarrow.parquet.read_table(RESULTS)`` or
+``pandas.read_parquet(RESULTS)`` read the parts as one table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fer_core.inference.images import IMAGE_TYPES
+
+if TYPE_CHECKING:
+    import pyarrow
+
+    from fer_core.inference.pipeline import FaceResult
+
+VIDEO_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "3gp", "ogv", "ts")
+LIST_TYPES = ("txt", "lst")
+SETTINGS_FILE = "_batch.json"
+MANIFEST_FILE = "_manifest.jsonl"
+IMAGES_PER_UNIT = 16  # images per part file: fewer files than one per image, little lost to a kill
+SEGMENT_FRAMES = 1500  # video frames per segment (a minute at 25 fps): the unit of work and of resuming
+
+
+class BatchError(ValueError):
+    """A batch that cannot start (a results folder of another run, no inputs); the message says why."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One input path and what it is: ``image``, ``video`` or ``missing`` (does not exist)."""
+
+    path: str
+    kind: str
+
+
+def media_kind(path: Path) -> str | None:
+    """``image`` or ``video`` by the file's extension; ``None`` for other files."""
+    suffix = path.suffix.lower().lstrip(".")
+    return "image" if suffix in IMAGE_TYPES else "video" if suffix in VIDEO_TYPES else None
+
+
+def listed_paths(list_file: Path) -> list[Path]:
+    """The paths in a text file, one a line (blank lines and ``#`` comments skipped); relative paths
+    are taken from the list's own folder, so a list travels with the files it names."""
+    lines = (line.strip() for line in list_file.read_text(errors="replace").splitlines())
+    return [Path(os.path.normpath(list_file.parent / line)) for line in lines if line and not line.startswith("#")]
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[BatchInput]:
+    """Image and video files named in ``paths``: folders searched recursively (files sorted per
+    folder), ``.txt``/``.lst`` files read as lists of paths; each file once, in the order given.
+
+    A named file of another type is taken as an image (its analysis then says why it cannot be
+    used) and a path that does not exist is a ``missing`` input: both get their row in the results.
+    """
+    found: dict[str, BatchInput] = {}
+
+    def add(path: Path, lists_seen: frozenset[Path]) -> None:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and media_kind(p)):
+                found.setdefault(str(file), BatchInput(str(file), media_kind(file)))
+        elif path.suffix.lower().lstrip(".") in LIST_TYPES and path.is_file():
+            if path.resolve() not in lists_seen:  # a list naming itself is read once
+                for listed in listed_paths(path):
+                    add(listed, lists_seen | {path.resolve()})
+        else:
+            kind = (media_kind(path) or "image") if path.exists() else "missing"
+            found.setdefault(str(path), BatchInput(str(path), kind))
+
+    for path in paths:
+        add(Path(path), frozenset())
+    return list(found.values())
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """An input, or for a video the frames ``start`` to ``stop`` (``None``: to the end) of it."""
+
+    source: str
+    kind: str
+    start: int = 0
+    stop: int | None = None
+
+    @property
+    def key(self) -> str:
+        """How the manifest names the item: the path, and a video's frame span."""
+        if self.kind != "video":
+            return self.source
+        return f"{self.source}#frames={self.start}-{'end' if self.stop is None else self.stop}"
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Items analysed together and written as one part file."""
+
+    items: tuple[WorkItem, ...]
+
+
+def video_items(source: str, segment_frames: int) -> list[WorkItem]:
+    """A video as segments of ``segment_frames`` frames by the frame count in its header; the last
+    segment runs to the end (headers may be short by a few frames). One item when the header states
+    no count or the file cannot be opened (the analysis then reports why)."""
+    from fer_core.inference.video import VideoError, frame_count
+
+    try:
+        frames = frame_count(source)
+    except VideoError:
+        frames = 0
+    starts = list(range(0, frames, segment_frames)) or [0]
+    return [WorkItem(source, "video", start, stop) for start, stop in zip(starts, [*starts[1:], None])]
+
+
+def plan_items(inputs: Sequence[BatchInput], segment_frames: int = SEGMENT_FRAMES) -> list[WorkItem]:
+    """Every input as work items (videos split into segments), in input order."""
+    items: list[WorkItem] = []
+    for batch_input in inputs:
+        if batch_input.kind == "video":
+            items += video_items(batch_input.path, segment_frames)
+        else:
+            items.append(WorkItem(batch_input.path, batch_input.kind))
+    return items
+
+
+def plan_units(items: Sequence[WorkItem], images_per_unit: int = IMAGES_PER_UNIT) -> list[WorkUnit]:
+    """Video segments one unit each, first (the longest units start early, so workers finish
+    together); then images and missing inputs in groups of ``images_per_unit``."""
+    units = [WorkUnit((item,)) for item in items if item.kind == "video"]
+    others = [item for item in items if item.kind != "video"]
+    units += [WorkUnit(tuple(others[i:i + images_per_unit])) for i in range(0, len(others), images_per_unit)]
+    return units
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What the rows depend on; a results folder holds the rows of one set of settings."""
+
+    model: str
+    every: int = 5
+    tta: bool = True
+    scheme: str | None = None
+    segment_frames: int = SEGMENT_FRAMES
+
+
+def batch_schema(labels: Sequence[str]) -> pyarrow.Schema:
+    """The table's columns: ``source, kind, status, error, frame, time_s, face, x, y, w, h, label,
+    confidence``, one probability column per label, then ``model``; ``frame``/``time_s`` are null for
+    images, the face columns null in the row of a failed input or of an image without a face."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("source", pa.string()), ("kind", pa.string()), ("status", pa.string()), ("error", pa.string()),
+         ("frame", pa.int64()), ("time_s", pa.float64()), ("face", pa.int64()),
+         *[(name, pa.int64()) for name in ("x", "y", "w", "h")], ("label", pa.string()),
+         ("confidence", pa.float64()), *[(label, pa.float64()) for label in labels], ("model", pa.string())])
+
+
+class BatchAnalyzer:
+    """The recognizer of a batch, loaded once (per process, or per Ray worker), and the rows of work
+    items through it. Any failure of an item becomes that item's error row; the others go on."""
+
+    def __init__(self, settings: BatchSettings):
+        from fer_core.inference.recognizer import EmotionRecognizer
+
+        self.settings = settings
+        self.recognizer = EmotionRecognizer(settings.model).for_scheme(settings.scheme)
+        self.model_name = self.recognizer.card.name
+
+    def analyze(self, unit: WorkUnit) -> list[dict]:
+        """The rows of every item of ``unit``, in order."""
+        return [row for item in unit.items for row in self.item_rows(item)]
+
+    def item_rows(self, item: WorkItem) -> list[dict]:
+        from fer_core.inference.images import failure_reason
+        from fer_core.inference.video import VideoError
+
+        try:
+            if item.kind == "missing":
+                return [self.error_row(item, "no such file or folder")]
+            if item.kind == "video":
+                return self.video_rows(item)
+            return self.image_rows(item)
+        except VideoError as exc:  # says what is wrong with the clip, after its name
+            return [self.error_row(item, str(exc).removeprefix(f"{Path(item.source).name}: "))]
+        except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their rows
+            return [self.error_row(item, failure_reason(item.source, exc))]
+
+    def image_rows(self, item: WorkItem) -> list[dict]:
+        """One row per face (numbered left to right, as ``predict``), or one row without a face."""
+        from fer_core.inference.images import read_image
+        from fer_core.inference.pipeline import analyze_image
+
+        results = analyze_image(read_image(item.source), self.recognizer, tta=self.settings.tta)
+        return [self.face_row(item, face) for face in results] or [self.head(item, "ok")]
+
+    def video_rows(self, item: WorkItem) -> list[dict]:
+        """The rows ``video`` gives the item's frames, and one error row where the clip stopped early."""
+        from fer_core.inference.video import analyze_video
+
+        frames = range(item.start, sys.maxsize if item.stop is None else item.stop)
+        analysis = analyze_video(item.source, self.recognizer, every=self.settings.every, tta=self.settings.tta,
+                                 frames=frames)
+        rows = [self.head(item, "ok") | row | {"model": self.model_name} for row in analysis.rows]
+        if analysis.error:
+            rows.append(self.error_row(item, analysis.error) | {"frame": analysis.frames_read})
+        return rows
+
+    def head(self, item: WorkItem, status: str) -> dict:
+        return item_row(item, self.model_name, status)
+
+    def face_row(self, item: WorkItem, face: FaceResult) -> dict:
+        from fer_core.inference.results import face_row
+
+        return self.head(item, "ok") | face_row(face, digits=None)
+
+    def error_row(self, item: WorkItem, reason: str) -> dict:
+        return item_row(item, self.model_name, "error", reason)
+
+
+def item_row(item: WorkItem, model_name: str, status: str, error: str | None = None) -> dict:
+    """The columns every row of ``item`` has: ``source, kind, status, error, model``."""
+    return {"source": item.source, "kind": item.kind, "status": status, "error": error, "model": model_name}
+
+
+# --------------------------------------------------------------------------- the results folder
+
+
+class ResultsFolder:
+    """Part files and the manifest of finished items in one folder (see the module's docstring)."""
+
+    def __init__(self, folder: str | os.PathLike, settings: BatchSettings, labels: Sequence[str]):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.schema = batch_schema(labels)
+        self._check_settings(settings)
+        self.done: set[str] = set()
+        parts = self._read_manifest()
+        self._remove_unrecorded_parts(parts)
+        self.next_part = 1 + max((int(name[5:11]) for name in parts), default=0)
+
+    def _check_settings(self, settings: BatchSettings) -> None:
+        path = self.folder / SETTINGS_FILE
+        wanted = asdict(settings)
+        if path.is_file():
+            previous = json.loads(path.read_text())
+            if previous != wanted:
+                changed = ", ".join(f"{k} {previous.get(k)!r} → {v!r}" for k, v in wanted.items()
+                                    if previous.get(k) != v)
+                raise BatchError(f"{self.folder} holds the results of a batch with other settings ({changed}); "
+                                 "give another --out, or the same settings to resume it")
+        elif any(self.folder.iterdir()):
+            raise BatchError(f"{self.folder} is not empty and holds no batch results; give an empty or new folder")
+        else:
+            _write_atomically(path, json.dumps(wanted, indent=2).encode())
+
+    def _read_manifest(self) -> set[str]:
+        """Items and part names recorded so far; a last line cut short by a kill is dropped."""
+        path = self.folder / MANIFEST_FILE
+        if not path.is_file():
+            return set()
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            with open(path, "r+b") as f:
+                f.truncate(len(complete))
+        parts = set()
+        for line in complete.decode().splitlines():
+            entry = json.loads(line)
+            parts.add(entry["part"])
+            self.done.update(entry["items"])
+        return parts
+
+    def _remove_unrecorded_parts(self, recorded: set[str]) -> None:
+        for path in self.folder.iterdir():
+            if (path.name.startswith("part-") and path.name not in recorded) or path.name.startswith(".part-"):
+                path.unlink()
+
+    def pending(self, units: Iterable[WorkUnit]) -> list[WorkUnit]:
+        """``units`` without the items already recorded (a unit left empty is dropped)."""
+        remaining = (WorkUnit(tuple(i for i in unit.items if i.key not in self.done)) for unit in units)
+        return [unit for unit in remaining if unit.items]
+
+    def write(self, unit: WorkUnit, rows: list[dict]) -> None:
+        """The unit's rows as the next part file, then its items in the manifest (in that order)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"part-{self.next_part:06d}.parquet"
+        self.next_part += 1
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), tmp)
+        _fsync(tmp)
+        os.replace(tmp, self.folder / name)
+        line = json.dumps({"part": name, "items": [item.key for item in unit.items]}) + "\n"
+        fd = os.open(self.folder / MANIFEST_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.done.update(item.key for item in unit.items)
+
+    def read(self) -> pyarrow.Table:
+        """Every row written to the folder so far, as one table."""
+        import pyarrow.parquet as pq
+
+        parts = sorted(self.folder.glob("part-*.parquet"))
+        if not parts:
+            return self.schema.empty_table()
+        return pq.read_table(parts, schema=self.schema)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- running a batch
+
+
+@dataclass
+class BatchSummary:
+    """What a run did: items and rows written, faces found, items that failed."""
+
+    units: int = 0
+    items: int = 0
+    rows: int = 0
+    faces: int = 0
+    failed: int = 0
+    skipped: int = 0  # items finished by an earlier run
+    seconds: float = 0.0
+
+    def add(self, unit: WorkUnit, rows: list[dict]) -> None:
+        self.units += 1
+        self.items += len(unit.items)
+        self.rows += len(rows)
+        self.faces += sum(row.get("face") is not None for row in rows)
+        self.failed += sum(row["status"] == "error" for row in rows)
+
+
+Progress = Callable[[BatchSummary, int], None]  # (the summary so far, units in the run)
+
+
+def progress_line(stream=sys.stderr) -> Progress:
+    """A progress callback on ``stream``: one rewritten line on a terminal, a line per 10% otherwise."""
+    last = {"decile": -1}
+
+    def report(summary: BatchSummary, total: int) -> None:
+        percent = 100 * summary.units // total if total else 100
+        text = (f"batch: {summary.units}/{total} units ({percent}%), {summary.faces} faces, "
+                f"{summary.failed} failed, {summary.seconds:.0f} s")
+        if stream.isatty():
+            print("\r" + text, end="\n" if summary.units == total else "", file=stream, flush=True)
+        elif percent // 10 != last["decile"]:
+            print(text, file=stream, flush=True)
+        last["decile"] = percent // 10
+
+    return report
+
+
+Engine = Callable[[list[WorkUnit], Callable[[WorkUnit, list[dict]], None]], None]
+
+
+def run_local(settings: BatchSettings) -> Engine:
+    """The in-process engine: one recognizer, the units one after another."""
+
+    def engine(units: list[WorkUnit], done: Callable[[WorkUnit, list[dict]], None]) -> None:
+        analyzer = BatchAnalyzer(settings)
+        for unit in units:
+            done(unit, analyzer.analyze(unit))
+
+    return engine
+
+
+def run_batch(paths: Sequence[str | os.PathLike], out: str | os.PathLike, settings: BatchSettings,
+              engine: Engine | None = None, progress: Progress | None = None) -> BatchSummary:
+    """Analyse ``paths`` into the results folder ``out``, skipping what an earlier run there finished.
+
+    ``engine`` runs the units and hands each one's rows back (the local engine by default;
+    :func:`fer_core.inference.batch_ray.ray_engine` spreads them over Ray workers); rows are
+    written here, in the calling process, as each unit comes back.
+    """
+    from fer_core.labels import get_scheme
+    from fer_core.model_card import ModelCard
+
+    if not Path(settings.model).is_file():
+        raise FileNotFoundError(f"{settings.model}: no such model file")
+    card = ModelCard.load(settings.model)
+    labels = get_scheme(settings.scheme).labels if settings.scheme else card.labels
+    results = ResultsFolder(out, settings, labels)
+    inputs = expand_inputs(paths)
+    if not inputs:
+        raise BatchError("no image or video files among the inputs")
+    items = plan_items(inputs, settings.segment_frames)
+    units = results.pending(plan_units(items))
+    summary = BatchSummary(skipped=len(items) - sum(len(unit.items) for unit in units))
+    started = time.perf_counter()
+
+    def done(unit: WorkUnit, rows: list[dict]) -> None:
+        results.write(unit, rows)
+        summary.add(unit, rows)
+        summary.seconds = time.perf_counter() - started
+        if progress:
+            progress(summary, len(units))
+
+    (engine or run_local(settings))(units, done)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,33 @@
+"""Batch analyzers for the Ray tests whose worker processes die; in a module of their own, so that a
+restarted Ray worker imports little before it is ready again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fer_core.inference.batch import BatchAnalyzer, BatchSettings, WorkUnit
+
+
+class DiesOnceAnalyzer(BatchAnalyzer):
+    """The real analyzer, except that its worker process dies at its first video segment, once per
+    marker file (``$FER_TEST_DIE_ONCE``)."""
+
+    def analyze(self, unit: WorkUnit) -> list[dict]:
+        marker = Path(os.environ["FER_TEST_DIE_ONCE"])
+        if any(item.kind == "video" for item in unit.items) and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return super().analyze(unit)
+
+
+class PoisonedAnalyzer(BatchAnalyzer):
+    """No model: no rows for any unit, and a dead worker for every unit holding a ``poison`` input."""
+
+    def __init__(self, settings: BatchSettings):
+        self.settings = settings
+
+    def analyze(self, unit: WorkUnit) -> list[dict]:
+        if any("poison" in item.source for item in unit.items):
+            os._exit(1)
+        return []
