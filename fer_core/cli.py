@@ -290,7 +290,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     model = str(Path(args.model or default_model_path()).resolve())
     settings = BatchSettings(model=model, every=args.every, tta=not args.no_tta, scheme=args.scheme,
-                             segment_frames=args.segment_frames)
+                             segment_frames=args.segment_frames, detector=args.detector)
     engine = None
     if args.engine == "ray":  # the workers load TensorFlow; this process only writes their rows
         from fer_core.inference.batch_ray import ray_engine
@@ -547,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile")
+    _add_detector_option(p)
     p.set_defaults(func=cmd_batch, uses_tensorflow=False)
     return parser
 

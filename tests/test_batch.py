@@ -125,6 +125,21 @@ def test_image_rows_equal_predicts(local_rows, inputs, tiny_model_path, capsys):
             assert {k: round(row[k], 6) for k in FER_LABELS} == face["probabilities"]
 
 
+def test_the_detector_chosen_is_the_one_predict_uses(inputs, tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "results"
+    main(["batch", str(inputs / "astronaut.png"), "--out", str(out), "--detector", "blazeface",
+          "--model", str(tiny_model_path)])
+    capsys.readouterr()
+    main(["predict", str(inputs / "astronaut.png"), "--jsonl", "--detector", "blazeface",
+          "--model", str(tiny_model_path)])
+    boxes = [face["box"] for face in json.loads(capsys.readouterr().out)["faces"]]
+    haar = main(["predict", str(inputs / "astronaut.png"), "--jsonl", "--model", str(tiny_model_path)])
+    haar_boxes = [face["box"] for face in json.loads(capsys.readouterr().out.splitlines()[-1])["faces"]]
+    assert haar == 0 and boxes and boxes != haar_boxes  # the two detectors frame the face differently
+    assert table(out)[["x", "y", "w", "h"]].values.tolist() == boxes
+    assert json.loads((out / "_batch.json").read_text())["detector"] == "blazeface"
+
+
 def test_video_rows_equal_the_video_commands(local_rows, inputs, tiny_model_path, tmp_path):
     clip = inputs / "clips" / "drift.mp4"
     main(["video", str(clip), "--every", str(EVERY), "--csv", str(tmp_path / "video.csv"),

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_core.inference.detect import DEFAULT_DETECTOR
 from fer_core.inference.images import IMAGE_TYPES
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class BatchSettings:
     tta: bool = True
     scheme: str | None = None
     segment_frames: int = SEGMENT_FRAMES
+    detector: str = DEFAULT_DETECTOR
 
 
 def batch_schema(labels: Sequence[str]) -> pyarrow.Schema:
@@ -190,7 +192,10 @@ class BatchAnalyzer:
         from fer_core.inference.recognizer import EmotionRecognizer
 
         self.settings = settings
+        from fer_core.inference.detect import detector_for
+
         self.recognizer = EmotionRecognizer(settings.model).for_scheme(settings.scheme)
+        self.detector = detector_for(settings.detector, "photo")  # as predict and video detect
         self.model_name = self.recognizer.card.name
 
     def analyze(self, unit: WorkUnit) -> list[dict]:
@@ -217,7 +222,8 @@ class BatchAnalyzer:
         from fer_core.inference.images import read_image
         from fer_core.inference.pipeline import analyze_image
 
-        results = analyze_image(read_image(item.source), self.recognizer, tta=self.settings.tta)
+        results = analyze_image(read_image(item.source), self.recognizer, detector=self.detector,
+                                tta=self.settings.tta)
         return [self.face_row(item, face) for face in results] or [self.head(item, "ok")]
 
     def video_rows(self, item: WorkItem) -> list[dict]:
@@ -226,7 +232,7 @@ class BatchAnalyzer:
 
         frames = range(item.start, sys.maxsize if item.stop is None else item.stop)
         analysis = analyze_video(item.source, self.recognizer, every=self.settings.every, tta=self.settings.tta,
-                                 frames=frames)
+                                 detector=self.detector, frames=frames)
         rows = [self.head(item, "ok") | row | {"model": self.model_name} for row in analysis.rows]
         if analysis.error:
             rows.append(self.error_row(item, analysis.error) | {"frame": analysis.frames_read})
