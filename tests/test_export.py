@@ -63,6 +63,13 @@ def test_recognizer_falls_back_to_keras(carded_model, monkeypatch):
     assert EmotionRecognizer(carded_model).backend == "keras"
     monkeypatch.undo()
 
+    onnx_file = exported_model_path(carded_model)
+    good = onnx_file.read_bytes()
+    onnx_file.write_bytes(good[: len(good) // 2])  # a truncated file: reported, never a crash
+    with pytest.warns(UserWarning, match=r"tiny_fer7\.onnx: ONNX Runtime cannot load it"):
+        assert EmotionRecognizer(carded_model).backend == "keras"
+    onnx_file.write_bytes(good)
+
     card = ModelCard.load(carded_model)
     card.data["export"]["max_abs_diff"] = 0.5  # a record of a failed check vouches for nothing
     card.save()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,11 +108,17 @@ def compile_forward(model: keras.Model):
 
 def exported_classifier(card: ModelCard):
     """The ONNX Runtime session of the card's exported model, or ``None`` where the card records no
-    passed equivalence check, the file is missing or ONNX Runtime is not installed."""
+    passed equivalence check, the file is missing or ONNX Runtime is not installed; a file ONNX
+    Runtime cannot load is reported (a warning naming it) and Keras classifies instead."""
     path = card.exported_model_path
     if path is None or runtime_version() is None:
         return None
-    return OnnxClassifier(path)
+    try:
+        return OnnxClassifier(path)
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+        warnings.warn(f"{path}: ONNX Runtime cannot load it ({exc}); classifying with the .keras model",
+                      stacklevel=2)
+        return None
 
 
 class EmotionRecognizer:
