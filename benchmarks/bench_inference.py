@@ -1,9 +1,11 @@
-"""Inference speed on this machine: batched faces/s, single-face latency, full 640×480 frame latency.
+"""Inference speed on this machine: batched faces/s, single-face latency, full 640×480 frame latency,
+Keras and the exported path (ONNX Runtime, where the model ships one) side by side in one run.
 
 The full frame is what the live camera does per frame: detect (frame settings) → crop → classify →
-draw. Targets: full frame ≤ 20 ms median, batched ≥ 1000 faces/s. Every figure is a median over
-repeated runs after a warm-up; the load average is printed because other work on the machine (a
-training run, say) slows everything down.
+draw. Targets: full frame ≤ 20 ms median, batched ≥ 1000 faces/s; the exported path ≥ 3× Keras'
+batched faces/s and ≤ ½ its single-face latency. Every figure is a median over repeated runs after a
+warm-up, the paths timed in turn within each repeat; the CPU's flags and the load average are printed
+because figures compare only within one run on one machine.
 
 Usage: ``python benchmarks/bench_inference.py [--model M] [--repeats 50] [--sweep]``
 (``--sweep`` also times the detector over a grid of settings on the same frame).
@@ -39,17 +41,6 @@ from fer_core.model_card import PROJECT_ROOT, default_model_path
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
 def webcam_frame() -> np.ndarray:
     """640×480 BGR frame with one face about 130 px wide (the astronaut photo, or a drawn face)."""
     import cv2
@@ -60,40 +51,81 @@ def webcam_frame() -> np.ndarray:
     return frame
 
 
-def bench_batches(recognizer: EmotionRecognizer, faces: np.ndarray, repeats: int) -> None:
+def interleaved_ms(tasks: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median ms of each task, the tasks timed round-robin within every repeat, so that a change in
+    the machine's load touches them alike."""
+    for fn in tasks.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in tasks}
+    for _ in range(repeats):
+        for name, fn in tasks.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1000) for name, t in times.items()}
+
+
+def side_by_side(title: str, ms: dict[str, float], per_second: int | None = None) -> None:
+    """One line per measurement: every path's figure, then the exported path against Keras."""
+    figures = {name: (per_second / t * 1000 if per_second else t) for name, t in ms.items()}
+    unit = "faces/s" if per_second else "ms"
+    line = "  ".join(f"{name} {v:>8.0f} {unit}" if per_second else f"{name} {v:>7.2f} {unit}"
+                     for name, v in figures.items())
+    ratio = ""
+    if len(ms) == 2:
+        keras_ms, exported_ms = ms.values()
+        ratio = f"  → exported {keras_ms / exported_ms:.2f}× faster" if per_second else \
+            f"  → exported at {exported_ms / keras_ms:.2f}× Keras' latency"
+    print(f"  {title:<28}{line}{ratio}")
+
+
+def bench_batches(recognizers: dict[str, EmotionRecognizer], faces: np.ndarray, repeats: int) -> None:
     print("batched classification (faces/s, median of runs):")
     for tta in (False, True):
         for batch in (32, 256):
             x = faces[:batch]
-            ms = median_ms(lambda: recognizer.predict_proba(x, tta=tta), max(3, repeats // 5))
-            print(f"  batch {batch:>4}  tta {str(tta):<5}  {batch / ms * 1000:>8.0f} faces/s  ({ms:.1f} ms per batch)")
+            ms = interleaved_ms({n: lambda r=r: r.predict_proba(x, tta=tta) for n, r in recognizers.items()},
+                                max(3, repeats // 5))
+            side_by_side(f"batch {batch:>4}  tta {tta!s:<5}", ms, per_second=batch)
 
 
-def bench_single(recognizer: EmotionRecognizer, faces: np.ndarray, repeats: int) -> None:
+def bench_single(recognizers: dict[str, EmotionRecognizer], faces: np.ndarray, repeats: int) -> None:
     print("single-face latency (median ms):")
     for tta in (False, True):
-        ms = median_ms(lambda: recognizer.predict_proba(faces[:1], tta=tta), repeats)
-        print(f"  tta {str(tta):<5}  {ms:6.2f} ms")
+        ms = interleaved_ms({n: lambda r=r: r.predict_proba(faces[:1], tta=tta) for n, r in recognizers.items()},
+                            repeats)
+        side_by_side(f"tta {tta!s:<5}", ms)
 
 
-def bench_frame(recognizer: EmotionRecognizer, repeats: int) -> None:
+def bench_frame(recognizers: dict[str, EmotionRecognizer], repeats: int) -> None:
     frame = webcam_frame()
     detector = FaceDetector(FRAME_SETTINGS)
     gray = to_gray(frame)
     boxes = detector.detect(gray)
     print(f"full 640x480 frame, {len(boxes)} face(s) found, detector {FRAME_SETTINGS}:")
-    results = analyze_image(frame, recognizer, detector, tta=False)
-    stages = {
+    any_recognizer = next(iter(recognizers.values()))
+    results = analyze_image(frame, any_recognizer, detector, tta=False)
+    shared = {
         "to gray + detect": lambda: detector.detect(to_gray(frame)),
         "crop": lambda: crop_faces(gray, boxes),
-        "classify (tta False)": lambda: recognizer.predict_proba(crop_faces(gray, boxes), tta=False),
         "draw (boxes + bars)": lambda: annotate(frame, results, bars=True),
     }
-    for name, fn in stages.items():
-        print(f"  {name:<26} {median_ms(fn, repeats):6.2f} ms")
+    for name, ms in interleaved_ms(shared, repeats).items():
+        print(f"  {name:<28}{ms:6.2f} ms")
+    classify = {n: lambda r=r: r.predict_proba(crop_faces(gray, boxes), tta=False) for n, r in recognizers.items()}
+    side_by_side("classify (tta False)", interleaved_ms(classify, repeats))
     for tta in (False, True):
-        ms = median_ms(lambda: annotate(frame, analyze_image(frame, recognizer, detector, tta=tta), bars=True), repeats)
-        print(f"  {'total, tta ' + str(tta):<26} {ms:6.2f} ms  (target <= 20 ms)")
+        total = {n: lambda r=r: annotate(frame, analyze_image(frame, r, detector, tta=tta), bars=True)
+                 for n, r in recognizers.items()}
+        side_by_side(f"total, tta {tta} (<= 20 ms)", interleaved_ms(total, repeats))
+
+
+def recognizers_to_compare(model_path) -> dict[str, EmotionRecognizer]:
+    """Today's Keras path and, where the model ships one its card vouches for, the exported path."""
+    keras_path = EmotionRecognizer(model_path, use_export=False)
+    exported = EmotionRecognizer(model_path)
+    return {"keras": keras_path} if exported.backend == "keras" else {"keras": keras_path, "exported": exported}
 
 
 def detector_frame_ms(detectors: list[Detector], repeats: int) -> list[float]:
@@ -130,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="also time a grid of detector settings")
     args = parser.parse_args(argv)
 
-    recognizer = EmotionRecognizer(args.model or default_model_path())
-    print(f"model {recognizer.model_path}; {machine_info().describe()}")
+    recognizers = recognizers_to_compare(args.model or default_model_path())
+    print(f"model {recognizers['keras'].model_path}; {machine_info().describe()}")
+    print("paths: " + "; ".join(f"{name} = {r.backend}" for name, r in recognizers.items()))
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
-    bench_batches(recognizer, faces, args.repeats)
-    bench_single(recognizer, faces, args.repeats)
-    bench_frame(recognizer, args.repeats)
+    bench_batches(recognizers, faces, args.repeats)
+    bench_single(recognizers, faces, args.repeats)
+    bench_frame(recognizers, args.repeats)
     if args.sweep:
         sweep_detector(max(5, args.repeats // 5))
     print(f"load average at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}")

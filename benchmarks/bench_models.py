@@ -1,5 +1,6 @@
-"""The shipped models side by side on this machine: batched faces/s, single-face latency and a full
-640×480 frame with one face (detect → crop → classify, frame detector settings, no TTA).
+"""The shipped models side by side on this machine, each through Keras and through its exported file
+(ONNX Runtime) where it ships one: batched faces/s, single-face latency and a full 640×480 frame with
+one face (detect → crop → classify, frame detector settings, no TTA).
 
 Each repeat times every model in turn, so a change in the machine's load touches them alike; the
 CPU's vector flags and the load average are printed beside the figures, which compare only within
@@ -12,34 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench_inference import webcam_frame
+from bench_inference import interleaved_ms, recognizers_to_compare, webcam_frame
 
 from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
 from fer_core.inference.pipeline import analyze_image
-from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.speed import machine_info
 from fer_core.model_card import list_models
-
-
-def interleaved_ms(tasks: dict[str, callable], repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median ms of each task, the tasks timed round-robin within every repeat."""
-    for fn in tasks.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in tasks}
-    for _ in range(repeats):
-        for name, fn in tasks.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t) * 1000) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     paths = [Path(p) for p in args.models] or list_models()
-    recognizers = {p.stem: EmotionRecognizer(p) for p in paths}
+    recognizers = {f"{p.stem} {path}": r for p in paths for path, r in recognizers_to_compare(p).items()}
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
     print(f"machine: {machine_info().describe()}")
@@ -59,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                             args.repeats)
     frames = {n: (lambda r=r: analyze_image(frame, r, detector, tta=False)) for n, r in recognizers.items()}
     full = interleaved_ms(frames, args.repeats)
-    print(f"{'model':<28}{'params':>10}{'batch 256 faces/s':>19}{'single face ms':>16}{'640x480 frame ms':>18}")
+    print(f"{'model and path':<38}{'params':>10}"
+          f"{'batch 256 faces/s':>19}{'single face ms':>16}{'640x480 frame ms':>18}")
     for name, recognizer in recognizers.items():
-        print(f"{name:<28}{recognizer.model.count_params():>10,}{256 / batched[name] * 1000:>19,.0f}"
+        print(f"{name:<38}{recognizer.model.count_params():>10,}{256 / batched[name] * 1000:>19,.0f}"
               f"{single[name]:>16.2f}{full[name]:>18.2f}")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from fer_core.labels import FER7, LabelScheme
@@ -58,6 +58,56 @@ def misclassified_faces_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".misclassified.npz")
 
 
+def exported_model_path(model_path: str | os.PathLike) -> Path:
+    """The model exported for the CPU inference runtime (ONNX), beside it."""
+    return Path(model_path).with_suffix(".onnx")
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """The exported model a card ships and the equivalence check it passed against the ``.keras``
+    file (the source of truth), both run on every validation face and its mirror image.
+
+    ``tolerance`` bounds the largest probability difference for a ``float32`` export, and the
+    accuracy difference (a fraction) for an ``int8`` one, whose probabilities move more but whose
+    decisions must not.
+    """
+
+    file: str
+    runtime: str
+    runtime_version: str
+    precision: str
+    split: str
+    n: int
+    max_abs_diff: float
+    tolerance: float
+    accuracy_keras: float
+    accuracy_exported: float
+    date: str
+
+    @property
+    def passed(self) -> bool:
+        if self.precision == "int8":
+            return abs(self.accuracy_exported - self.accuracy_keras) <= self.tolerance
+        return self.max_abs_diff <= self.tolerance
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "export") -> ExportRecord:
+        """Raise ``ValueError`` naming the field that is missing or of the wrong type."""
+        values = {}
+        for field in fields(cls):
+            if field.name not in data:
+                raise ValueError(f"{where}: no {field.name!r}")
+            value, kind = data[field.name], {"str": str, "int": int, "float": (int, float)}[field.type]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(f"{where}.{field.name}: expected {field.type}, got {value!r}")
+            values[field.name] = float(value) if field.type == "float" else value
+        return cls(**values)
+
+
 @dataclass
 class ModelCard:
     """The card beside a model: the only way the project reads or writes one.
@@ -91,6 +141,13 @@ class ModelCard:
             raise ValueError(f"{self.path}: scheme.fer_to_class does not map FER2013's 7 labels onto its classes")
         if not self.temperature > 0:
             raise ValueError(f"{self.path}: temperature must be positive, got {self.temperature}")
+        if "export" in self.data:
+            export = ExportRecord.from_dict(self.data["export"], where=f"{self.path}: export")
+            if export.precision not in ("float32", "int8"):
+                raise ValueError(f"{self.path}: export.precision must be float32 or int8, got {export.precision!r}")
+            if Path(export.file).name != export.file or not export.file.endswith(".onnx"):
+                raise ValueError(f"{self.path}: export.file must be an .onnx file name beside the model, "
+                                 f"got {export.file!r}")
 
     def save(self) -> Path:
         """Validate, then write atomically: a reader never sees half a card."""
@@ -176,6 +233,21 @@ class ModelCard:
         if detector == "haar" and "margin" in face_crop:
             return float(face_crop["margin"])
         return float(FACE_MARGINS.get(detector, FACE_MARGINS["haar"]))
+
+    @property
+    def export(self) -> ExportRecord | None:
+        """The exported model and its equivalence check (``None`` for cards without an export)."""
+        return ExportRecord.from_dict(self.data["export"], where=f"{self.path}: export") \
+            if "export" in self.data else None
+
+    @property
+    def exported_model_path(self) -> Path | None:
+        """The exported file the card vouches for: recorded, passed its check and present."""
+        export = self.export
+        if export is None or not export.passed:
+            return None
+        path = self.model_path.with_name(export.file)
+        return path if path.is_file() else None
 
     def view_threshold(self, scheme_name: str) -> float:
         """The decision threshold ``publish`` chose on validation for a two-class view, else 0.5."""

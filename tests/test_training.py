@@ -148,6 +148,9 @@ def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp
     assert set(blur["validation_accuracy_by_sigma"]) == {"0", "0.4", "0.5", "0.6", "0.7", "0.8"}
     assert max(blur["validation_accuracy_by_sigma"].values()) == validation["accuracy"]
     assert (INPUT_BLUR in [layer.name for layer in recognizer.model.layers]) == (blur["sigma"] > 0)
+    export = card["export"]  # published with its float32 ONNX export, checked on the same faces
+    assert (export["file"], export["precision"], export["n"]) == ("unit.onnx", "float32", 42)
+    assert export["max_abs_diff"] <= 1e-3 and recognizer.backend.startswith("onnxruntime")
 
 
 def test_input_blur_is_a_fixed_gaussian_in_front_of_the_model(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.data import FACE_SIZE
+from fer_core.inference.exported import OnnxClassifier, runtime_version
 from fer_core.labels import LabelScheme, get_scheme, projection_matrix
 from fer_core.model_card import ModelCard, default_model_path
 
@@ -64,15 +66,73 @@ class Prediction(TopLabel):
     probabilities: dict[str, float]
 
 
+class KerasModel:
+    """The ``.keras`` network, loaded on first use (``safe_mode=True``) and compiled into one traced
+    forward pass; shared by a recognizer and its views, safe to share between threads."""
+
+    def __init__(self, path: Path, model: keras.Model | None = None):
+        self.path = path
+        self._model = model
+        self._forward = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> keras.Model:
+        with self._lock:
+            if self._model is None:
+                import keras
+
+                self._model = keras.models.load_model(self.path, compile=False, safe_mode=True)
+            return self._model
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        model = self.model
+        with self._lock:
+            if self._forward is None:
+                self._forward = compile_forward(model)
+            return self._forward(faces).numpy()
+
+
+def compile_forward(model: keras.Model):
+    """``model`` as one traced function of float32 faces ``(N, 48, 48, 1)`` (any N) → float32 probabilities."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([None, FACE_SIZE, FACE_SIZE, 1], tf.float32)]
+
+    @tf.function(input_signature=signature, reduce_retracing=True)
+    def forward(x):
+        return tf.cast(model(x, training=False), tf.float32)
+
+    return forward
+
+
+def exported_classifier(card: ModelCard):
+    """The ONNX Runtime session of the card's exported model, or ``None`` where the card records no
+    passed equivalence check, the file is missing or ONNX Runtime is not installed; a file ONNX
+    Runtime cannot load is reported (a warning naming it) and Keras classifies instead."""
+    path = card.exported_model_path
+    if path is None or runtime_version() is None:
+        return None
+    try:
+        return OnnxClassifier(path)
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+        warnings.warn(f"{path}: ONNX Runtime cannot load it ({exc}); classifying with the .keras model",
+                      stacklevel=2)
+        return None
+
+
 class EmotionRecognizer:
-    """Loads a ``.keras`` model (``safe_mode=True``) and its card; safe to share between threads."""
+    """A model and its card; safe to share between threads.
+
+    Faces are classified by the exported model (ONNX Runtime) when the card vouches for it, else by
+    the ``.keras`` model; the Keras model (Grad-CAM, feature maps, publishing) is loaded on first use.
+    """
 
     def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 256,
-                 model: keras.Model | None = None):
+                 model: keras.Model | None = None, use_export: bool = True):
         """``model`` replaces the network in ``model_path`` (whose card still applies): publishing
-        uses it to compare variants of a model before saving one."""
-        import keras
-
+        uses it to compare variants of a model before saving one. ``use_export=False`` (or a
+        ``model``) classifies with Keras even where an exported model is shipped."""
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.is_file():
             raise FileNotFoundError(f"{self.model_path}: no such model file")
@@ -84,25 +144,21 @@ class EmotionRecognizer:
         self.view_threshold = 0.5
         self._views: dict[str, EmotionRecognizer] = {}
         self.temperature = self.card.temperature
-        if model is None:
-            model = keras.models.load_model(self.model_path, compile=False, safe_mode=True)
-        self.model = model
         self.batch_size = batch_size
-        self._lock = threading.Lock()
-        self._forward = self._compile_forward()
+        self._keras = KerasModel(self.model_path, model)
+        self._exported = exported_classifier(self.card) if use_export and model is None else None
+        if self._exported is None:
+            self._keras.model  # noqa: B018 - a bad .keras file fails here, not on the first face
 
-    def _compile_forward(self):
-        import tensorflow as tf
+    @property
+    def model(self) -> keras.Model:
+        """The Keras model (loaded on first use where the exported model classifies)."""
+        return self._keras.model
 
-        model = self.model
-
-        signature = [tf.TensorSpec([None, FACE_SIZE, FACE_SIZE, 1], tf.float32)]
-
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def forward(x):
-            return tf.cast(model(x, training=False), tf.float32)
-
-        return forward
+    @property
+    def backend(self) -> str:
+        """What classifies the faces: the exported model's runtime and file, or Keras."""
+        return self._exported.description if self._exported is not None else "keras"
 
     def raw_probabilities(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
         """Model probabilities ``(N, n_labels)`` for uint8 faces ``(N, 48, 48)``, before calibration.
@@ -122,8 +178,7 @@ class EmotionRecognizer:
             batch = x[start : start + self.batch_size]
             if tta:
                 batch = np.concatenate([batch, batch[:, :, ::-1]])
-            with self._lock:
-                probs = self._forward(batch).numpy()
+            probs = (self._exported or self._keras)(batch)
             if tta:
                 half = len(probs) // 2
                 probs = (probs[:half] + probs[half:]) / 2

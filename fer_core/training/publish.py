@@ -4,9 +4,10 @@ One command regenerates everything the app states about a model::
 
     python -m fer_core publish --run runs/vgg_compact_fer7 --data PATH --name vgg_compact_fer7
 
-It writes, beside the model: ``NAME.json`` (model card), ``NAME.history.csv`` (training curves) and
+It writes, beside the model: ``NAME.json`` (model card), ``NAME.history.csv`` (training curves),
 ``NAME.eval.json`` (validation figures with and without TTA, confusion matrix, per-class figures,
-misclassified faces, calibration before/after temperature scaling).
+misclassified faces, calibration before/after temperature scaling) and ``NAME.onnx`` (the model
+exported for ONNX Runtime, shipped only when it matches the ``.keras`` model on the validation faces).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fer_core.labels import SMILE, LabelScheme, project_probabilities
 from fer_core.model_card import MODELS_DIR, ModelCard, eval_path, history_path, misclassified_faces_path
 from fer_core.training.architectures import build_ensemble, with_input_blur
 from fer_core.training.calibration import fit_temperature
+from fer_core.training.export import export_published
 from fer_core.training.metrics import (
     choose_threshold,
     expected_calibration_error,
@@ -195,7 +197,8 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
                            face_crop: dict | None, blur_candidates: tuple[float, ...]) -> Path:
     """Choose the input blur, fit the temperature, measure the model at ``dest`` on the validation
     (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
-    misclassified faces."""
+    misclassified faces; then export it to ONNX, which ships only if it matches on the same faces
+    (:class:`fer_core.training.export.ExportRejected` otherwise)."""
     card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
     ModelCard(dest, card).save()
 
@@ -274,4 +277,5 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
         "regenerate": about["regenerate"],
     })
     ModelCard(dest, card).save()
+    export_published(dest, data)
     return dest

@@ -1,0 +1,116 @@
+"""The exported inference path: a ``.keras`` model converted to ONNX and run by ONNX Runtime.
+
+Why ONNX Runtime: of the CPU runtimes compared (``benchmarks/bench_runtimes.py``; the README has the
+figures and what was dropped) it gives the lowest single-face latency, which the live camera and
+photos need, matches Keras to float32 round-off, and is one wheel without a TensorFlow dependency.
+
+The ``.keras`` file stays the source of truth: the export is made from it at publish time and is
+used only while its card records a passed equivalence check (see
+:func:`fer_core.training.export.export_published`).
+
+The export computes in float32 even where the model was trained with ``mixed_bfloat16``: on CPUs
+without bf16 units bfloat16 is emulated (slow), and float32 is what every CPU runs natively; it may
+then be quantised to int8 (:func:`fer_core.training.export.quantize_int8`). The
+graph keeps the model's own input blur and rescaling (they are Keras layers), has a fixed 48×48×1
+input and a dynamic batch, and is saved after ONNX Runtime's portable (basic) graph optimisations,
+which fold each BatchNormalization into the convolution before it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.data import FACE_SIZE
+
+if TYPE_CHECKING:
+    import keras
+
+RUNTIME = "onnxruntime"
+INPUT_NAME = "face"
+ONNX_OPSET = 17
+
+
+def runtime_version() -> str | None:
+    """The installed ONNX Runtime's version, or ``None`` when it is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same network and weights computing in float32 (every layer's dtype policy set to
+    ``float32``, sub-models included)."""
+
+    def to_float32(config):
+        if isinstance(config, dict):
+            if config.get("class_name") == "DTypePolicy":
+                return {**config, "config": {**config["config"], "name": "float32"}}
+            return {key: to_float32(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [to_float32(value) for value in config]
+        return config
+
+    copy = model.__class__.from_config(to_float32(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def export_onnx(model: keras.Model, dest: str | os.PathLike) -> Path:
+    """Convert ``model`` (computed in float32) to ONNX at ``dest``, atomically.
+
+    tf2onnx converts the traced graph; ONNX Runtime then applies its basic, hardware-independent
+    optimisations (constant folding, BatchNormalization folded into the convolutions) and writes
+    the result, which is what ships.
+    """
+    import onnxruntime as ort
+    import tensorflow as tf
+    import tf2onnx
+
+    dest = Path(dest)
+    model = float32_copy(model)
+    signature = [tf.TensorSpec([None, FACE_SIZE, FACE_SIZE, 1], tf.float32, name=INPUT_NAME)]
+
+    @tf.function(input_signature=signature)
+    def forward(face):
+        return {"probabilities": tf.cast(model(face, training=False), tf.float32)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        tf2onnx.convert.from_function(forward, input_signature=signature, opset=ONNX_OPSET,
+                                      output_path=str(raw))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+        partial = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(options.optimized_model_filepath, partial)
+        os.replace(partial, dest)
+    return dest
+
+
+class OnnxClassifier:
+    """An exported model in an ONNX Runtime session: float32 faces ``(N, 48, 48, 1)`` → probabilities.
+
+    ``run`` may be called from several threads at once (ONNX Runtime sessions allow it).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.description = f"{RUNTIME} {ort.__version__} ({self.path.name})"
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {INPUT_NAME: np.ascontiguousarray(faces, np.float32)})[0]
+

@@ -1,0 +1,120 @@
+"""The exported (ONNX Runtime) inference path: the equivalence check that guards it, the shipped
+exported models against their .keras files, and the recognizer's choice between the two."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from fer_core.inference import exported, recognizer
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import MODELS_DIR, ModelCard, exported_model_path
+from fer_core.training import export
+from fer_core.training.export import ExportRejected, export_published
+
+SHIPPED = sorted(p for p in MODELS_DIR.glob("*.keras") if exported_model_path(p).is_file())
+
+
+@pytest.fixture
+def carded_model(tiny_model_path, tmp_path, monkeypatch) -> Path:
+    """The tiny model with a card, checked on random faces instead of the dataset."""
+    path = tmp_path / "tiny_fer7.keras"
+    shutil.copyfile(tiny_model_path, path)
+    ModelCard.load(path).save()
+    rng = np.random.default_rng(1)
+    faces, y = rng.integers(0, 256, (40, 48, 48), dtype=np.uint8), rng.integers(0, 7, 40)
+    monkeypatch.setattr(export, "validation_faces", lambda data, card: (faces, y))
+    return path
+
+
+def test_matching_export_is_kept_and_used(carded_model):
+    record = export_published(carded_model, data="unused")
+    assert record.passed and record.n == 40 and record.max_abs_diff <= 1e-3
+    assert ModelCard.load(carded_model).export == record
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load(exported_model_path(carded_model)).graph.node}
+
+    faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    fast, keras_path = EmotionRecognizer(carded_model), EmotionRecognizer(carded_model, use_export=False)
+    assert fast.backend.startswith("onnxruntime") and keras_path.backend == "keras"
+    assert fast._keras._model is None  # Keras is loaded only when asked for
+    np.testing.assert_allclose(fast.predict_proba(faces), keras_path.predict_proba(faces), atol=1e-3)
+    assert fast.model.count_params() == keras_path.model.count_params()
+
+
+def test_export_differing_from_keras_is_refused(carded_model, monkeypatch):
+    perturbed = exported.OnnxClassifier.__call__
+    monkeypatch.setattr(exported.OnnxClassifier, "__call__", lambda self, x: perturbed(self, x) + 2e-3)
+    with pytest.raises(ExportRejected, match=r"float32 export's .* by up to 2\.0\de-03 on 40 validation faces"):
+        export_published(carded_model, data="unused")
+    assert not list(carded_model.parent.glob("*.onnx"))
+    assert ModelCard.load(carded_model).export is None
+    assert EmotionRecognizer(carded_model).backend == "keras"
+
+
+def test_recognizer_falls_back_to_keras(carded_model, monkeypatch):
+    export_published(carded_model, data="unused")
+    monkeypatch.setattr(recognizer, "runtime_version", lambda: None)  # onnxruntime not installed
+    assert EmotionRecognizer(carded_model).backend == "keras"
+    monkeypatch.undo()
+
+    onnx_file = exported_model_path(carded_model)
+    good = onnx_file.read_bytes()
+    onnx_file.write_bytes(good[: len(good) // 2])  # a truncated file: reported, never a crash
+    with pytest.warns(UserWarning, match=r"tiny_fer7\.onnx: ONNX Runtime cannot load it"):
+        assert EmotionRecognizer(carded_model).backend == "keras"
+    onnx_file.write_bytes(good)
+
+    card = ModelCard.load(carded_model)
+    card.data["export"]["max_abs_diff"] = 0.5  # a record of a failed check vouches for nothing
+    card.save()
+    assert EmotionRecognizer(carded_model).backend == "keras"
+
+
+def test_card_export_record_is_validated(carded_model):
+    card = ModelCard.load(carded_model)
+    assert card.export is None  # cards written before exports still load
+    card.data["export"] = {"file": "x.onnx"}
+    with pytest.raises(ValueError, match="export: no 'runtime'"):
+        card.validate()
+    export_published(carded_model, data="unused")
+    data = json.loads(ModelCard.load(carded_model).path.read_text())
+    for field, bad, message in (("n", "40", "export.n: expected int"),
+                                ("file", "../elsewhere.onnx", "an .onnx file name beside the model")):
+        card = ModelCard(carded_model, {**data, "export": {**data["export"], field: bad}})
+        with pytest.raises(ValueError, match=message):
+            card.validate()
+
+
+def test_int8_export_is_judged_by_accuracy(carded_model, monkeypatch):
+    """An int8 export may move probabilities, not decisions: 0.3 points of accuracy at most."""
+    record = export_published(carded_model, data="unused")
+    int8 = dataclasses.replace(record, precision="int8", tolerance=export.INT8_TOLERANCE, max_abs_diff=0.2)
+    assert int8.passed
+    assert not dataclasses.replace(int8, accuracy_exported=int8.accuracy_keras - 0.004).passed
+
+
+@pytest.mark.parametrize("model_path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_export_matches_keras_on_all_validation_faces(model_path, fer_dir):
+    """Every shipped exported file against its .keras model (float32) on all PublicTest faces (no
+    mirror: half the cost of publishing's check): probabilities within 1e-3 for a float32 export,
+    accuracy within 0.3 points for an int8 one."""
+    card = ModelCard.load(model_path)
+    assert card.export is not None and card.export.passed and card.exported_model_path is not None
+    faces, y = export.validation_faces(fer_dir, card)
+    x = faces.astype(np.float32)[..., None]
+    reference = recognizer.compile_forward(exported.float32_copy(EmotionRecognizer(model_path).model))
+    onnx_model = exported.OnnxClassifier(card.exported_model_path)
+    keras_probs = np.concatenate([reference(x[i : i + 512]).numpy() for i in range(0, len(x), 512)])
+    onnx_probs = np.concatenate([onnx_model(x[i : i + 512]) for i in range(0, len(x), 512)])
+    assert len(faces) == card.export.n
+    if card.export.precision == "float32":
+        assert np.abs(keras_probs - onnx_probs).max() <= export.FLOAT_TOLERANCE
+    else:
+        accuracy = [np.mean(p.argmax(axis=1) == y) for p in (keras_probs, onnx_probs)]
+        assert abs(accuracy[0] - accuracy[1]) <= export.INT8_TOLERANCE
