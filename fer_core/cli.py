@@ -408,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     # The same flag after the command name; SUPPRESS keeps a --verbose given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
+    classify = argparse.ArgumentParser(add_help=False)  # the options of every command that classifies faces
+    classify.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    classify.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    classify.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, "
+                                           "e.g. smile (happy vs. not, at the threshold chosen on validation)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", parents=[common],
@@ -476,15 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: Keras output while training (0 silent, 1 progress bar, 2 a line per epoch)")
     p.set_defaults(func=cmd_sweep, uses_tensorflow=False)
 
-    p = sub.add_parser("evaluate", parents=[common],
+    p = sub.add_parser("evaluate", parents=[common, classify],
                        help="accuracy, per-class figures and confusion matrix of a model on labelled faces")
-    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree")
     p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
-    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
-    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
-                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("publish", parents=[common],
@@ -521,7 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="model name in models/")
     p.set_defaults(func=cmd_ensemble)
 
-    p = sub.add_parser("predict", parents=[common], help="find the faces in images and classify their emotions")
+    p = sub.add_parser("predict", parents=[common, classify],
+                       help="find the faces in images and classify their emotions")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (searched recursively)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--jsonl", action="store_true",
@@ -535,13 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whole-image", action="store_true",
                    help="no face detection: classify each image as one face (for already cropped faces)")
     _add_detector_option(p)
-    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
-    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
-    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
-                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("video", parents=[common], help="emotions over time in a video clip (every Nth frame)")
+    p = sub.add_parser("video", parents=[common, classify], help="emotions over time in a video clip (every Nth frame)")
     p.add_argument("input", metavar="IN", help="a video file (mp4, mov, webm, avi, ...)")
     p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
@@ -549,15 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=float, help="stop after this many seconds of the clip")
     _add_detector_option(p)
-    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
-    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
-    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile "
-                                    "(happy vs. not, at the threshold chosen on validation)")
     p.set_defaults(func=cmd_video)
 
     from fer_core.inference.batch import SEGMENT_FRAMES
 
-    p = sub.add_parser("batch", parents=[common],
+    p = sub.add_parser("batch", parents=[common, classify],
                        help="images and videos into a Parquet table of faces (resumable; local or on Ray)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image or video files, folders (searched recursively), or .txt files listing paths")
@@ -572,9 +566,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos: analyse every Nth frame (default 5)")
     p.add_argument("--segment-frames", type=positive_int, default=SEGMENT_FRAMES, metavar="N",
                    help=f"videos: frames per unit of work and of resuming (default {SEGMENT_FRAMES})")
-    p.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
-    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
-    p.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, e.g. smile")
     _add_detector_option(p)
     p.set_defaults(func=cmd_batch, uses_tensorflow=False)
     return parser
