@@ -76,6 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         augment=not args.no_augment,
         limit=args.limit,
+        teacher=args.teacher,
+        teacher_weight=args.teacher_weight,
+        teacher_temperature=args.teacher_temperature,
         seed=args.seed,
         command=["python", "-m", "fer_core", *sys.argv[1:]],
     )
@@ -447,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS,
                    help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
+    p.add_argument("--teacher", help="distil a published model (e.g. models/vgg_ensemble_fer7.keras): its "
+                                     "softened probabilities are mixed into each training target")
+    p.add_argument("--teacher-weight", type=float, default=recipe.teacher_weight,
+                   help=f"share of the teacher in the target (default {recipe.teacher_weight:g})")
+    p.add_argument("--teacher-temperature", type=float, default=recipe.teacher_temperature,
+                   help=f"softens the teacher's probabilities (default {recipe.teacher_temperature:g})")
     p.add_argument("--seed", type=int, default=recipe.seed)
     p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")
     p.add_argument("--progress", type=int, default=2, choices=[0, 1, 2],

@@ -37,6 +37,7 @@ def test_yaml_and_json_grids_read_the_same(tmp_path):
     ("seed: [1, one]\n", "seed: 'one' is not a int"),
     ("learning_rate: fast\n", "learning_rate: 'fast' is not a float"),
     ("class_weights: 1\n", "class_weights: 1 is not a bool"),
+    ("teacher: 3\n", "teacher: 3 is not a str"),
     ("arch: [tiny, resnet9000]\n", "arch: 'resnet9000' is not one of"),
     ("augmentation: five_pass\n", "augmentation: 'five_pass' is not one of one_pass, three_pass"),
     ("seed: []\n", "seed: empty list"),
@@ -74,7 +75,7 @@ def test_every_combination_is_one_trial_named_after_what_varies():
 
 def test_a_trials_recorded_command_is_the_train_command_that_reproduces_it(tmp_path):
     params = {"arch": "tiny", "learning_rate": 0.0005, "augment": False, "class_weights": True, "seed": 3,
-              "precision": "float32"}
+              "precision": "float32", "teacher": "models/t.keras", "teacher_weight": 0.7}
     trial = grid_trials({k: [v] for k, v in params.items()})[0]
     config = trial.config("DATA", tmp_path, epochs=4, limit=300)
     assert config.command == train_command(config, params)
@@ -83,6 +84,7 @@ def test_a_trials_recorded_command_is_the_train_command_that_reproduces_it(tmp_p
                                                                            300)
     assert (args.arch, args.lr, args.no_augment, args.class_weights, args.seed, args.precision) == (
         "tiny", 0.0005, True, True, 3, "float32")
+    assert (args.teacher, args.teacher_weight, args.teacher_temperature) == ("models/t.keras", 0.7, 2.0)
     assert config == TrainConfig(data="DATA", out=str(tmp_path / "t00"), epochs=4, limit=300,
                                  command=config.command, **params)
 

@@ -14,7 +14,7 @@ from helpers import copy_real_faces
 
 from fer_core.data import load_folder, write_csv
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
-from fer_core.labels import FER_LABELS
+from fer_core.labels import FER_LABELS, get_scheme
 from fer_core.model_card import eval_path, history_path
 from fer_core.training.architectures import (
     INPUT_BLUR,
@@ -343,3 +343,39 @@ def test_remeasure_keeps_the_training_record_and_adds_views(trained_run, small_t
 def test_a_scheme_view_is_made_once_per_recognizer(tiny_recognizer):
     view = tiny_recognizer.for_scheme("smile")
     assert tiny_recognizer.for_scheme("smile") is view and tiny_recognizer.for_scheme(None) is tiny_recognizer
+
+
+def test_distillation_targets_mix_the_label_with_the_teachers_probabilities():
+    x = np.zeros((3, 48, 48, 1), np.float32)
+    y = np.array([0, 1, 2])
+    soft = np.full((3, 3), 1 / 3, np.float32)
+    from fer_core.training.train import make_dataset
+
+    (_, targets), = make_dataset(x, y, 3, batch_size=3, training=False, soft_targets=soft, soft_weight=0.6).take(1)
+    expected = 0.4 * np.eye(3) + 0.6 / 3
+    np.testing.assert_allclose(targets.numpy(), expected, atol=1e-6)
+    (_, plain), = make_dataset(x, y, 3, batch_size=3, training=False).take(1)
+    np.testing.assert_array_equal(plain.numpy(), np.eye(3))
+
+
+@pytest.mark.slow
+def test_a_student_learns_from_a_published_teacher(trained_run, small_tree, tmp_path):
+    """``--teacher``: the teacher's softened probabilities come from the recognizer (mirror averaged),
+    the run records its teacher, and a teacher with other classes is refused by name."""
+    from fer_core.training.train import teacher_targets
+
+    teacher = publish(trained_run, small_tree, "teacher", models_dir=tmp_path)
+    config = _config(small_tree, tmp_path / "student", epochs=1)
+    config.teacher, config.teacher_weight, config.teacher_temperature = str(teacher), 0.7, 2.0
+    faces = load_folder(small_tree).data.split("train").images
+    soft = teacher_targets(config, faces[..., None].astype(np.float32), get_scheme("fer7"))
+    expected = apply_temperature(EmotionRecognizer(teacher).raw_probabilities(faces), 2.0)
+    np.testing.assert_allclose(soft, expected, atol=1e-5)
+    assert soft.max() < EmotionRecognizer(teacher).raw_probabilities(faces).max() + 1e-6
+    train(config, verbose=0)
+    info = json.loads((tmp_path / "student" / "training.json").read_text())
+    assert info["config"]["teacher"] == str(teacher) and info["config"]["teacher_weight"] == 0.7
+
+    config.out, config.scheme = str(tmp_path / "smile_student"), "smile"
+    with pytest.raises(ValueError, match="teacher .* has classes angry.*smile"):
+        train(config, verbose=0)

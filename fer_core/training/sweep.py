@@ -52,6 +52,9 @@ GRID_OPTIONS = {
     "keep_unresampled": "--keep-unresampled",
     "erasing": "--erasing",
     "optimizer": "--optimizer",
+    "teacher": "--teacher",
+    "teacher_weight": "--teacher-weight",
+    "teacher_temperature": "--teacher-temperature",
     "seed": "--seed",
 }
 TUNE_DIR = "tune"  # Ray Tune's own experiment records, beside the trials' run folders
@@ -138,7 +141,7 @@ def _checked_value(path: Path, key: str, value):
     from fer_core.labels import get_scheme
     from fer_core.training.architectures import ARCHITECTURES
 
-    kind = type(getattr(TrainConfig(data="", out=""), key))
+    kind = str if key == "teacher" else type(getattr(TrainConfig(data="", out=""), key))  # teacher: None by default
     if kind is float and isinstance(value, str):
         try:
             value = float(value)

@@ -60,6 +60,11 @@ class TrainConfig:
     precision: str = "mixed_bfloat16"
     augment: bool = True
     limit: int | None = None  # at most this many faces per split (quick runs and tests)
+    # Knowledge distillation: a published model (e.g. the ensemble) whose softened probabilities on
+    # each training face are mixed into that face's target.
+    teacher: str | None = None
+    teacher_weight: float = 0.5  # share of the teacher's probabilities in the target (the rest: the label)
+    teacher_temperature: float = 2.0  # softens the teacher: softmax(log p / T)
     seed: int = 1
     command: list[str] = field(default_factory=list)
 
@@ -204,22 +209,41 @@ def augmenter(config: TrainConfig):
     raise ValueError(f"unknown augmentation {config.augmentation!r}; choose {' or '.join(AUGMENTATIONS)}")
 
 
+def teacher_targets(config: TrainConfig, faces: np.ndarray, scheme: LabelScheme) -> np.ndarray:
+    """The teacher's probabilities for training faces ``(N, 48, 48, 1)``, softened by
+    ``teacher_temperature``: mirrored-face averaging and classification go through the recognizer,
+    the same path as at inference."""
+    from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
+
+    teacher = EmotionRecognizer(config.teacher, use_export=False)
+    if teacher.labels != scheme.labels:
+        raise ValueError(f"teacher {config.teacher} has classes {', '.join(teacher.labels)}; the run's scheme "
+                         f"{scheme.name} has {', '.join(scheme.labels)}")
+    probs = teacher.raw_probabilities(faces[..., 0].astype(np.uint8), tta=True)
+    return apply_temperature(probs, config.teacher_temperature).astype(np.float32)
+
+
 def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment=None,
-                 class_weights: np.ndarray | None = None, seed: int = 1):
-    """``tf.data`` pipeline of ``(face, one-hot label[, sample weight])`` batches; ``augment`` is a
-    batch function (see :func:`augmenter`) applied to training batches."""
+                 class_weights: np.ndarray | None = None, seed: int = 1,
+                 soft_targets: np.ndarray | None = None, soft_weight: float = 0.0):
+    """``tf.data`` pipeline of ``(face, target[, sample weight])`` batches; ``augment`` is a batch
+    function (see :func:`augmenter`) applied to training batches. The target is the one-hot label,
+    or with ``soft_targets`` (a teacher's probabilities per face) ``(1 - soft_weight) · one-hot +
+    soft_weight · soft``: cross-entropy on that mix is distillation at the teacher's temperature."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if soft_targets is None:
+        soft_targets, soft_weight = np.zeros((len(x), n_classes), np.float32), 0.0
+    ds = tf.data.Dataset.from_tensor_slices((x, y, soft_targets))
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if training and augment is not None:
-        ds = ds.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda a, b, s: (augment(a), b, s), num_parallel_calls=tf.data.AUTOTUNE)
     weights = None if class_weights is None else tf.constant(class_weights)
 
-    def to_targets(a, b):
-        target = tf.one_hot(b, n_classes)
+    def to_targets(a, b, s):
+        target = (1.0 - soft_weight) * tf.one_hot(b, n_classes) + soft_weight * s
         if weights is None:
             return a, target
         return a, target, tf.gather(weights, b)
@@ -336,8 +360,12 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
                          f"found {len(x_train)} and {len(x_val)}")
     weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
     augment = augmenter(config) if config.augment else None
+    if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
+        raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
+                         f"and {config.teacher_temperature:g}")
+    soft = teacher_targets(config, x_train, scheme) if config.teacher else None
     train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, augment, weights,
-                            seed=config.seed)
+                            seed=config.seed, soft_targets=soft, soft_weight=config.teacher_weight)
     val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False)
 
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
