@@ -243,6 +243,31 @@ def test_cache_notices_changed_files(real_tree):
     assert len(load_dataset(real_tree).data) == before + 1
 
 
+def test_many_users_loading_the_same_data_at_once_all_get_it(real_tree, tmp_path, monkeypatch):
+    """Sixteen threads load one dataset through a cold cache together: each writes the cache
+    through its own temp file, so no load fails and the cache left behind is whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    expected = load_dataset(real_tree, use_cache=False).data
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda _: load_dataset(real_tree), range(16)))
+    for result in results:
+        np.testing.assert_array_equal(result.data.images, expected.images)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".npz") or p.name.startswith(".")] == []
+    monkeypatch.setattr("fer_core.data.cache.load_folder", lambda *_: pytest.fail("cache was not used"))
+    np.testing.assert_array_equal(load_dataset(real_tree).data.labels, expected.labels)
+
+
+def test_a_cache_that_cannot_be_written_only_costs_speed(real_tree, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FER_CACHE_DIR", str(blocker / "cache"))
+    with pytest.warns(UserWarning, match="not written"):
+        result = load_dataset(real_tree)
+    assert len(result.data) == len(load_dataset(real_tree, use_cache=False).data)
+
+
 def test_label_schemes():
     assert get_scheme("fer6").map_fer(np.arange(7)).tolist() == [0, 0, 1, 2, 3, 4, 5]
     subset = get_scheme("subset:Happiness,sad,neutral")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +61,24 @@ def load_dataset(path: str | os.PathLike, skip_bad_rows: bool = False, use_cache
 
 
 def _write_cache(cache_file: Path, result: LoadResult) -> None:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp.npz")
+    """Write the cache atomically through a temp file of this writer's own, so that several users
+    (threads or processes) loading the same data at once never read or replace each other's
+    half-written file. A cache that cannot be written only costs the next load its speed."""
     skipped = json.dumps([[s.source, s.reason] for s in result.skipped])
     d = result.data
-    np.savez(tmp, images=d.images, labels=d.labels, splits=d.splits, sources=d.sources, skipped=np.array(skipped))
-    os.replace(tmp, cache_file)
+    tmp = None
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cache_file.stem}.", suffix=".npz", dir=cache_file.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=d.images, labels=d.labels, splits=d.splits, sources=d.sources,
+                     skipped=np.array(skipped))
+        os.replace(tmp, cache_file)
+    except OSError as error:
+        warnings.warn(f"data cache {cache_file} not written ({error}); loading works, only slower next time",
+                      stacklevel=3)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _read_cache(cache_file: Path) -> LoadResult:
