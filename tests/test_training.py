@@ -84,6 +84,30 @@ def test_interrupted_run_resumes_where_it_stopped(small_tree, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_run_stopped_between_its_history_row_and_its_backup_counts_each_epoch_once(small_tree, tmp_path,
+                                                                                      monkeypatch):
+    """Killed after epoch 1's history row was written and before its backup: the resumed run trains
+    epoch 1 again and the history holds every epoch exactly once."""
+    from keras.src.callbacks.backup_and_restore import BackupAndRestore
+
+    config = _config(small_tree, tmp_path / "run", epochs=3)
+    save = BackupAndRestore._save_model
+
+    def stop_before_the_second_backup(self):
+        if self._current_epoch == 2:
+            raise KeyboardInterrupt("simulated kill before the backup of epoch 1")
+        save(self)
+
+    monkeypatch.setattr(BackupAndRestore, "_save_model", stop_before_the_second_backup)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0)
+    assert [row["epoch"] for row in read_history(config.out)] == [0, 1]
+    monkeypatch.setattr(BackupAndRestore, "_save_model", save)
+    train(config, verbose=0)
+    assert [row["epoch"] for row in read_history(config.out)] == [0, 1, 2]
+
+
+@pytest.mark.slow
 def test_training_on_a_scheme_keeps_only_its_classes(small_tree, tmp_path):
     config = _config(small_tree, tmp_path / "run", epochs=1)
     config.scheme = "subset:happy,sad,neutral"

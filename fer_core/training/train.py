@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
+BACKUP = "backup"
 TRAINING_JSON = "training.json"
 AUGMENTATIONS = ("one_pass", "three_pass")
 OPTIMIZERS = ("adamw", "sgd")
@@ -299,6 +300,34 @@ def read_history(out: str | os.PathLike) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def backed_up_epochs(out: str | os.PathLike) -> int:
+    """How many epochs the run's ``BackupAndRestore`` state holds (0 without one): where a resumed
+    run starts."""
+    path = Path(out) / BACKUP / "training_metadata.json"
+    try:
+        return int(json.loads(path.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def keep_history_before(out: str | os.PathLike, epochs: int) -> list[dict[str, float]]:
+    """Drop ``history.csv`` rows of epochs the resumed run will train again (written by a run stopped
+    after its history row and before its backup); returns the rows kept."""
+    path = Path(out) / HISTORY
+    history = read_history(out)
+    kept = [row for row in history if row.get("epoch", 0) < epochs]
+    if len(kept) < len(history):
+        with path.open(newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+        if not kept:
+            path.unlink()
+            return kept
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(lines[: 1 + len(kept)]))
+        os.replace(tmp, path)
+    return kept
+
+
 def distribution_strategy():
     """MirroredStrategy over several GPUs, else the default strategy (one device)."""
     import tensorflow as tf
@@ -317,7 +346,7 @@ def start_fresh(out: str | os.PathLike) -> None:
     out = Path(out)
     for name in (HISTORY, TRAINING_JSON, BEST_MODEL):
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "backup", ignore_errors=True)
+    shutil.rmtree(out / BACKUP, ignore_errors=True)
 
 
 def make_optimizer(config: TrainConfig, schedule):
@@ -385,15 +414,18 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
             metrics=["accuracy"],
         )
 
-    history = read_history(out)
+    history = keep_history_before(out, backed_up_epochs(out))
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
     _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
+    # The history row and the best model are written before the backup: a run stopped between the
+    # two redoes that epoch, and keep_history_before drops its earlier row, so no epoch is lost or
+    # counted twice.
     callbacks = [
         _epoch_stats_callback(),
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
         _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
-        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
         keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
+        keras.callbacks.BackupAndRestore(str(out / BACKUP)),
+        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
         *(callbacks or []),
     ]
     try:
