@@ -118,3 +118,18 @@ def test_shipped_export_matches_keras_on_all_validation_faces(model_path, fer_di
     else:
         accuracy = [np.mean(p.argmax(axis=1) == y) for p in (keras_probs, onnx_probs)]
         assert abs(accuracy[0] - accuracy[1]) <= export.INT8_TOLERANCE
+
+
+def test_inference_threads_come_from_the_environment(monkeypatch):
+    """Batch workers on Ray set FER_INFERENCE_THREADS=1 so that each uses only the CPU it holds."""
+    from fer_core.inference.batch_ray import ONE_THREAD_EACH
+
+    path = exported_model_path(MODELS_DIR / "vgg_compact_fer7.keras")
+    monkeypatch.setenv("FER_INFERENCE_THREADS", ONE_THREAD_EACH["FER_INFERENCE_THREADS"])
+    session = exported.OnnxClassifier(path).session
+    assert session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.setenv("FER_INFERENCE_THREADS", "many")
+    with pytest.raises(ValueError, match="FER_INFERENCE_THREADS .* 'many'"):
+        exported.OnnxClassifier(path)
+    monkeypatch.delenv("FER_INFERENCE_THREADS")
+    assert exported.OnnxClassifier(path).session.get_session_options().intra_op_num_threads == 0

@@ -21,9 +21,11 @@ from fer_core.inference.batch import BatchAnalyzer, BatchError, BatchSettings, E
 MAX_RESTARTS = 4  # per actor: a worker killed by the system (memory, a lost node) comes back
 MAX_TASK_RETRIES = 2  # per unit, on a restarted actor
 ROUNDS = 2  # times the driver gives out a unit whose actor ran out of restarts on it
-# Each actor holds one CPU of Ray's, so its TensorFlow runs on one thread: left alone, every
-# actor's TensorFlow would start a thread per core of the machine and the actors would fight for them.
-ONE_THREAD_EACH = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+# Each actor holds one CPU of Ray's, so its TensorFlow, ONNX Runtime and OpenCV run on one thread
+# each: left alone, every actor's libraries would start a thread per core of the machine and the
+# actors would fight for them.
+ONE_THREAD_EACH = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "FER_INFERENCE_THREADS": "1",
+                   "OPENCV_FOR_THREADS_NUM": "1"}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:

@@ -96,6 +96,20 @@ def export_onnx(model: keras.Model, dest: str | os.PathLike) -> Path:
     return dest
 
 
+def inference_threads() -> int:
+    """ONNX Runtime's threads per session from ``FER_INFERENCE_THREADS`` (0, the default: one per
+    core). A process that shares the machine with others doing the same work, such as a batch
+    worker holding one of Ray's CPUs, sets 1 so that the workers do not fight over the cores."""
+    value = os.environ.get("FER_INFERENCE_THREADS", "0")
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = -1
+    if threads < 0:
+        raise ValueError(f"FER_INFERENCE_THREADS must be a whole number of threads (0: one per core), not {value!r}")
+    return threads
+
+
 class OnnxClassifier:
     """An exported model in an ONNX Runtime session: float32 faces ``(N, 48, 48, 1)`` → probabilities.
 
@@ -109,6 +123,7 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = inference_threads()
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.description = f"{RUNTIME} {ort.__version__} ({self.path.name})"
 
