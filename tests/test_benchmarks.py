@@ -1,0 +1,42 @@
+"""The detector study runs end to end on a few faces, so the figures the README quotes stay
+re-runnable (timings are not checked here: they belong to the benchmark's own output)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def detector_study(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import detector_study
+
+    return detector_study
+
+
+def test_union_detector_keeps_every_box_of_the_first_and_adds_the_second_where_new(detector_study):
+    class Fixed:
+        def __init__(self, boxes):
+            self.boxes = boxes
+
+        def detect(self, image):
+            return list(self.boxes)
+
+    first = Fixed([(10, 10, 50, 50)])
+    second = Fixed([(12, 12, 50, 50), (200, 200, 40, 40)])
+    union = detector_study.UnionDetector(first, second)
+    assert union.detect(np.zeros((300, 300), np.uint8)) == [(10, 10, 50, 50), (200, 200, 40, 40)]
+
+
+def test_detector_study_runs_with_its_candidates(detector_study, fer_dir, capsys):
+    assert detector_study.main(["--data", str(fer_dir), "--per-class", "1", "--scenes", "2", "--repeats", "1",
+                                "--candidates"]) == 0
+    out = capsys.readouterr().out
+    assert "blazeface + haar photo" in out and "lost" in out and "load=" in out
+    sys.modules.pop("detector_study", None)
