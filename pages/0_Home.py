@@ -10,14 +10,6 @@ import streamlit as st
 from fer_core.app.ui import existing_pages, model_summary
 from fer_core.model_card import card_path, default_model_path
 
-st.title("Facial expression recognition")
-st.markdown(
-    "This dashboard recognises seven facial expressions (angry, disgust, fear, happy, sad, surprise, "
-    "neutral) with a convolutional network trained on the 28,709 Training faces of FER2013 (grayscale, "
-    "48×48). Explore the data, follow the training and classify faces in photos, videos or your camera's "
-    "stream."
-)
-
 
 def show_model() -> None:
     st.subheader("Model")
@@ -42,5 +34,18 @@ def show_page_links() -> None:
         st.page_link(page.path, label=f"{page.title}: {page.purpose}", icon=page.icon)
 
 
-show_model()
-show_page_links()
+
+def home_page() -> None:
+    """What the dashboard does, which model it uses and where to go."""
+    st.title("Facial expression recognition")
+    st.markdown(
+        "This dashboard recognises seven facial expressions (angry, disgust, fear, happy, sad, surprise, "
+        "neutral) with a convolutional network trained on the 28,709 Training faces of FER2013 (grayscale, "
+        "48×48). Explore the data, follow the training and classify faces in photos, videos or your camera's "
+        "stream."
+    )
+    show_model()
+    show_page_links()
+
+
+home_page()

@@ -25,8 +25,6 @@ SAMPLE_CHOICE = "Bundled sample"
 PATH_CHOICE = "Full FER2013 (CSV or image folders)"
 EMOTION_ORDER = {"emotion": list(FER_LABELS)}
 
-st.title("Dataset")
-
 
 def chosen_data_path() -> str | None:
     """The data source the user picked; ``None`` (with a hint) while the path field is empty."""
@@ -134,36 +132,42 @@ def show_mean_faces(data: FaceData) -> None:
         column.image(enlarge(face, scale=3), caption=FER_LABELS[label])
 
 
-data_path = chosen_data_path()
-if data_path is None:
-    st.stop()
-result = load_dataset_or_error(data_path)
-if result is None:
-    st.stop()
-if len(result.data) == 0:
-    st.error(
-        f"No faces found in {data_path}. Expected a fer2013.csv, or class folders (angry/, happy/, …) "
-        "directly or inside split folders (train/, validation/)."
-    )
+def dataset_page() -> None:
+    """What is in the chosen data: counts, class balance, sample and mean faces."""
+    st.title("Dataset")
+    data_path = chosen_data_path()
+    if data_path is None:
+        st.stop()
+    result = load_dataset_or_error(data_path)
+    if result is None:
+        st.stop()
+    if len(result.data) == 0:
+        st.error(
+            f"No faces found in {data_path}. Expected a fer2013.csv, or class folders (angry/, happy/, …) "
+            "directly or inside split folders (train/, validation/)."
+        )
+        show_skipped(result)
+        st.stop()
+
+    splits, labels = chosen_filters(result.data, data_path)
+    data = filter_faces(result.data, splits, labels)
+    total, shown, skipped = st.columns(3)
+    total.metric("Faces loaded", f"{len(result.data):,}")
+    shown.metric("Faces selected", f"{len(data):,}")
+    skipped.metric("Skipped inputs", len(result.skipped))
+    if len(data) == 0:
+        st.warning("The filters leave no faces: choose at least one split and one emotion in the sidebar.")
+        show_skipped(result)
+        st.stop()
+
+    show_counts(data)
+
+    st.subheader("Sample faces")
+    samples = chosen_sample(data)
+    show_sample_grid(data, samples)
+    show_one_face(data, samples, data_path)
+    show_mean_faces(data)
     show_skipped(result)
-    st.stop()
 
-splits, labels = chosen_filters(result.data, data_path)
-data = filter_faces(result.data, splits, labels)
-total, shown, skipped = st.columns(3)
-total.metric("Faces loaded", f"{len(result.data):,}")
-shown.metric("Faces selected", f"{len(data):,}")
-skipped.metric("Skipped inputs", len(result.skipped))
-if len(data) == 0:
-    st.warning("The filters leave no faces: choose at least one split and one emotion in the sidebar.")
-    show_skipped(result)
-    st.stop()
 
-show_counts(data)
-
-st.subheader("Sample faces")
-samples = chosen_sample(data)
-show_sample_grid(data, samples)
-show_one_face(data, samples, data_path)
-show_mean_faces(data)
-show_skipped(result)
+dataset_page()

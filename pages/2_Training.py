@@ -27,8 +27,6 @@ from fer_core.data.explore import enlarge
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.model_card import ModelCard, list_models
 
-st.title("Training")
-
 REGENERATE_HINT = "Regenerate with `python -m fer_core publish --run RUN_DIR --data PATH --name NAME`."
 
 
@@ -159,28 +157,34 @@ def show_comparison(models: list[Path]) -> None:
     right.plotly_chart(chart, width="stretch")
 
 
-model_path = model_picker()
-if model_path is None:
-    st.stop()
-card = ModelCard.load(model_path)
-st.caption(f"Model `{model_path.name}` · labels: {', '.join(card.labels)}")
-show_overview(model_path)
-show_curves(model_path)
-evaluation = load_evaluation(model_path)
-if evaluation is None:
-    st.info(f"No validation evaluation beside this model. {REGENERATE_HINT}")
-else:
-    left, right = st.columns([3, 2])
-    with left:
-        show_confusion(evaluation["tta"])
-    with right:
-        show_per_class(evaluation["tta"])
-    show_calibration(evaluation)
-    show_misclassified(model_path, evaluation)
-with st.expander("Model card"):
-    st.json(card.data)
-    st.download_button("Download model card", json.dumps(card.data, indent=2), file_name=f"{model_path.stem}.json",
-                       mime="application/json")
-shipped = list_models()
-if len(shipped) > 1:
-    show_comparison(shipped)
+def training_page() -> None:
+    """How the chosen model was trained and how it does on the validation split."""
+    st.title("Training")
+    model_path = model_picker()
+    if model_path is None:
+        st.stop()
+    card = ModelCard.load(model_path)
+    st.caption(f"Model `{model_path.name}` · labels: {', '.join(card.labels)}")
+    show_overview(model_path)
+    show_curves(model_path)
+    evaluation = load_evaluation(model_path)
+    if evaluation is None:
+        st.info(f"No validation evaluation beside this model. {REGENERATE_HINT}")
+    else:
+        left, right = st.columns([3, 2])
+        with left:
+            show_confusion(evaluation["tta"])
+        with right:
+            show_per_class(evaluation["tta"])
+        show_calibration(evaluation)
+        show_misclassified(model_path, evaluation)
+    with st.expander("Model card"):
+        st.json(card.data)
+        st.download_button("Download model card", json.dumps(card.data, indent=2), file_name=f"{model_path.stem}.json",
+                           mime="application/json")
+    shipped = list_models()
+    if len(shipped) > 1:
+        show_comparison(shipped)
+
+
+training_page()

@@ -15,11 +15,6 @@ from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
 FACES_PER_ROW = 3
 LOGGER = logging.getLogger("fer_core.pages.upload")
 
-st.title("Upload a photo")
-st.caption("Every frontal face is found, cropped like the 48×48 training faces and classified. "
-           "Nothing is stored: the photo stays in this session.")
-
-
 
 def sidebar_settings(model_path) -> UploadSettings:
     emoji = st.sidebar.toggle("Emoji over the faces", value=False)
@@ -30,10 +25,6 @@ def sidebar_settings(model_path) -> UploadSettings:
                             help="Classify each face and its mirror image and average the two: a little more "
                                  "accurate.")
     return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker())
-
-
-model_path = model_picker()
-settings = sidebar_settings(model_path)
 
 
 @st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
@@ -116,23 +107,34 @@ def show_results(analysis: ImageAnalysis, recognizer, settings: UploadSettings, 
     show_downloads(analysis, settings, key)
 
 
-uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
-                           help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed one by one.")
-recognizer = recognizer_or_error(model_path, settings.scheme)
-if not uploads:
-    st.info("Upload a photo with one or more faces.")
-    st.stop()
-if recognizer is None:
-    st.stop()
+def upload_page() -> None:
+    """Find, classify and report every face in one or more uploaded photos."""
+    st.title("Upload a photo")
+    st.caption("Every frontal face is found, cropped like the 48×48 training faces and classified. "
+               "Nothing is stored: the photo stays in this session.")
+    model_path = model_picker()
+    settings = sidebar_settings(model_path)
+    uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
+                               help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed "
+                                    "one by one.")
+    recognizer = recognizer_or_error(model_path, settings.scheme)
+    if not uploads:
+        st.info("Upload a photo with one or more faces.")
+        st.stop()
+    if recognizer is None:
+        st.stop()
 
-outcomes = [(upload, analyse(upload, settings)) for upload in uploads]
-failed = sum(isinstance(outcome, str) for _, outcome in outcomes)
-if len(outcomes) > 1:
-    st.caption(f"{len(outcomes)} files: {len(outcomes) - failed} analysed, {failed} could not be used.")
-for upload, outcome in outcomes:
+    outcomes = [(upload, analyse(upload, settings)) for upload in uploads]
+    failed = sum(isinstance(outcome, str) for _, outcome in outcomes)
     if len(outcomes) > 1:
-        st.subheader(upload.name, divider="gray")
-    if isinstance(outcome, str):
-        st.error(outcome)
-    else:
-        show_analysis(outcome, recognizer, settings, upload.file_id)
+        st.caption(f"{len(outcomes)} files: {len(outcomes) - failed} analysed, {failed} could not be used.")
+    for upload, outcome in outcomes:
+        if len(outcomes) > 1:
+            st.subheader(upload.name, divider="gray")
+        if isinstance(outcome, str):
+            st.error(outcome)
+        else:
+            show_analysis(outcome, recognizer, settings, upload.file_id)
+
+
+upload_page()

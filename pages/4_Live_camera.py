@@ -24,28 +24,6 @@ CHART_SECONDS = 20
 REFRESH_S = 0.5
 NO_FACE_COLOR = "#dee2e6"
 
-st.title("Live camera")
-st.caption("Press START and allow the camera. Every face gets a number it keeps while it moves, and its label "
-           "is averaged over time so that it does not flicker. Nothing is recorded or stored. Off localhost the "
-           "browser only opens the camera over HTTPS.")
-
-model_path = model_picker("live_model", default=fast_model_path())
-smoothing = st.sidebar.slider(
-    "Label smoothing (seconds)", 0.0, 2.0, 0.5, 0.1,
-    help="Time constant of the moving average of each face's probabilities: larger is steadier but slower to "
-         "follow a change of expression. 0 shows each frame's own result.")
-detect_every = st.sidebar.slider(
-    "Detect faces every Nth frame", 1, 10, 2,
-    help="In between, the last boxes are reused and only re-classified. Detection is the slowest step, so a "
-         "larger N keeps the frame rate up on a small CPU; boxes then lag fast moves a little.")
-emoji = st.sidebar.toggle("Emoji over the faces", value=False)
-bars = st.sidebar.toggle("Probability bars on the image", value=False)
-tta = st.sidebar.toggle("Test-time augmentation", value=False,
-                        help="Classify each face and its mirror image and average the two: a little more accurate, "
-                             "twice the classifier's work per frame.")
-scheme = smile_view_toggle()
-detector = detector_picker()
-
 
 def ice_servers_or_stop() -> list[dict]:
     try:
@@ -138,36 +116,63 @@ def show_summary(session: LiveSession) -> None:
                        on_click="ignore", help="One row per face per frame, with the smoothed probabilities drawn.")
 
 
-recognizer = recognizer_or_error(model_path, scheme)
-if recognizer is None:
-    st.stop()
-processor = session_processor(recognizer)
-processor.settings = LiveSettings(smoothing_s=smoothing, detect_every=detect_every, tta=tta, emoji=emoji, bars=bars,
-                                  detector=detector)
+def live_camera_page() -> None:
+    """Classify the faces of the webcam stream live, then summarise the session."""
+    st.title("Live camera")
+    st.caption("Press START and allow the camera. Every face gets a number it keeps while it moves, and its label "
+               "is averaged over time so that it does not flicker. Nothing is recorded or stored. Off localhost the "
+               "browser only opens the camera over HTTPS.")
 
-camera, live = st.columns([3, 2])
-with camera:
-    ctx = webrtc_streamer(
-        key="live-camera",
-        mode=WebRtcMode.SENDRECV,
-        rtc_configuration=rtc_configuration(ice_servers_or_stop()),
-        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
-        video_frame_callback=frame_callback(processor),
-        async_processing=True,
-    )
+    model_path = model_picker("live_model", default=fast_model_path())
+    smoothing = st.sidebar.slider(
+        "Label smoothing (seconds)", 0.0, 2.0, 0.5, 0.1,
+        help="Time constant of the moving average of each face's probabilities: larger is steadier but slower to "
+             "follow a change of expression. 0 shows each frame's own result.")
+    detect_every = st.sidebar.slider(
+        "Detect faces every Nth frame", 1, 10, 2,
+        help="In between, the last boxes are reused and only re-classified. Detection is the slowest step, so a "
+             "larger N keeps the frame rate up on a small CPU; boxes then lag fast moves a little.")
+    emoji = st.sidebar.toggle("Emoji over the faces", value=False)
+    bars = st.sidebar.toggle("Probability bars on the image", value=False)
+    tta = st.sidebar.toggle("Test-time augmentation", value=False,
+                            help="Classify each face and its mirror image and average the two: a little more accurate, "
+                                 "twice the classifier's work per frame.")
+    scheme = smile_view_toggle()
+    detector = detector_picker()
 
-if ctx.state.playing:
-    if not st.session_state.get("live_playing"):  # a new session starts
-        processor.reset()
-        st.session_state["live_session"] = LiveSession(recognizer.labels)
-        st.session_state["live_playing"] = True
-    follow_stream(ctx, processor, st.session_state["live_session"], live)
-else:
-    st.session_state["live_playing"] = False
-    session = st.session_state.get("live_session")
-    if session is None:
-        live.info("Press START to classify the faces in your camera's stream.")
+    recognizer = recognizer_or_error(model_path, scheme)
+    if recognizer is None:
+        st.stop()
+    processor = session_processor(recognizer)
+    processor.settings = LiveSettings(smoothing_s=smoothing, detect_every=detect_every, tta=tta, emoji=emoji, bars=bars,
+                                      detector=detector)
+
+    camera, live = st.columns([3, 2])
+    with camera:
+        ctx = webrtc_streamer(
+            key="live-camera",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=rtc_configuration(ice_servers_or_stop()),
+            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+            video_frame_callback=frame_callback(processor),
+            async_processing=True,
+        )
+
+    if ctx.state.playing:
+        if not st.session_state.get("live_playing"):  # a new session starts
+            processor.reset()
+            st.session_state["live_session"] = LiveSession(recognizer.labels)
+            st.session_state["live_playing"] = True
+        follow_stream(ctx, processor, st.session_state["live_session"], live)
     else:
-        session.drain(processor.records)
-        with live:
-            show_summary(session)
+        st.session_state["live_playing"] = False
+        session = st.session_state.get("live_session")
+        if session is None:
+            live.info("Press START to classify the faces in your camera's stream.")
+        else:
+            session.drain(processor.records)
+            with live:
+                show_summary(session)
+
+
+live_camera_page()

@@ -13,11 +13,6 @@ from fer_core.inference.video import VideoError
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 
-st.title("Video")
-st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
-           "frame the faces are numbered by size: face 1 is the largest (the main face).")
-
-
 
 def sidebar_settings() -> VideoSettings:
     every = st.sidebar.slider("Analyse every Nth frame", 1, 30, 5, help="1 analyses every frame (slowest).")
@@ -28,10 +23,6 @@ def sidebar_settings() -> VideoSettings:
     annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
     emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
     return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker())
-
-
-model_path = model_picker()
-settings = sidebar_settings()
 
 
 def main_face_chart(table: pd.DataFrame, labels: tuple[str, ...]):
@@ -95,20 +86,30 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
         st.video(result.annotated_mp4)
 
 
-upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="A short clip: long ones take a while on a CPU.")
-recognizer = recognizer_or_error(model_path)
-if upload is None:
-    st.info("Upload a short video clip with a face in it.")
-    st.stop()
-if recognizer is None:
-    st.stop()
+def video_page() -> None:
+    """Emotions over time in an uploaded clip, with an annotated copy to download."""
+    st.title("Video")
+    st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
+               "frame the faces are numbered by size: face 1 is the largest (the main face).")
+    model_path = model_picker()
+    settings = sidebar_settings()
+    upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="A short clip: long ones take a while on a CPU.")
+    recognizer = recognizer_or_error(model_path)
+    if upload is None:
+        st.info("Upload a short video clip with a face in it.")
+        st.stop()
+    if recognizer is None:
+        st.stop()
 
-if st.button("Analyse", type="primary"):
-    st.session_state["video_run"] = VideoRun(upload.file_id, str(model_path), settings,
-                                             run_analysis(upload, recognizer, settings))
-stored: VideoRun | None = st.session_state.get("video_run")
-if stored and (stored.file_id, stored.model, stored.settings) == (upload.file_id, str(model_path), settings):
-    if stored.result is not None:
-        show_result(stored.result, upload.name.rsplit(".", 1)[0])
-elif stored:
-    st.info("Settings or file changed: press Analyse again.")
+    if st.button("Analyse", type="primary"):
+        st.session_state["video_run"] = VideoRun(upload.file_id, str(model_path), settings,
+                                                 run_analysis(upload, recognizer, settings))
+    stored: VideoRun | None = st.session_state.get("video_run")
+    if stored and (stored.file_id, stored.model, stored.settings) == (upload.file_id, str(model_path), settings):
+        if stored.result is not None:
+            show_result(stored.result, upload.name.rsplit(".", 1)[0])
+    elif stored:
+        st.info("Settings or file changed: press Analyse again.")
+
+
+video_page()

@@ -25,15 +25,6 @@ from fer_core.inference.explain import (
 from fer_core.inference.images import IMAGE_TYPES, ImageError
 from fer_core.labels import FER_LABELS
 
-st.title("Why did the model decide?")
-st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
-           "what each convolutional layer responds to.")
-
-model_path = model_picker()
-recognizer = recognizer_or_error(model_path)
-if recognizer is None:
-    st.stop()
-
 
 @st.cache_data(show_spinner="Finding the faces…", max_entries=4)
 def detected_faces(data: bytes, name: str, model: str) -> np.ndarray:
@@ -73,28 +64,42 @@ def face_from_upload(model: str) -> tuple[np.ndarray, str] | None:
     return crops[n - 1], f"face {n} of `{upload.name}`"
 
 
-source = st.radio("Face", ["From the bundled sample", "From a photo"], horizontal=True)
-picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload(str(model_path))
-if picked is None:
-    st.stop()
-face, description = picked
-prediction = recognizer.predict(face[None], tta=False)[0]
-st.markdown(f"{description} → predicted **{prediction.label}** ({prediction.confidence:.0%})")
+def explain_page() -> None:
+    """Grad-CAM and feature maps of the model for one chosen face."""
+    st.title("Why did the model decide?")
+    st.caption("Grad-CAM shows which parts of the face pushed the model towards an emotion; feature maps show "
+               "what each convolutional layer responds to.")
 
-left, middle, right = st.columns([1, 1, 2])
-left.image(enlarge(face, 4), caption="the 48×48 face the model sees", width="stretch")
-target = middle.selectbox("Explain the emotion", recognizer.labels, index=recognizer.labels.index(prediction.label))
-heatmap, _ = grad_cam(recognizer.model, face, recognizer.labels.index(target))
-middle.image(overlay_heatmap(face, heatmap), caption=f"Grad-CAM for {target}", width="stretch")
-right.plotly_chart(emotion_bars(prediction.probabilities), width="stretch")
+    model_path = model_picker()
+    recognizer = recognizer_or_error(model_path)
+    if recognizer is None:
+        st.stop()
 
-st.subheader("Feature maps")
-layers = conv_layer_names(recognizer.model)
-left, right = st.columns([3, 1])
-layer = left.selectbox("Layer", layers, index=len(layers) - 1 if layers else 0,
-                       help="Convolutions, their activations and the pooling layers, from input to output.")
-limit = right.slider("Channels shown", 8, 128, 32, step=8)
-maps = feature_maps(recognizer.model, face, layer)
-st.image(feature_map_grid(maps, columns=16, max_maps=limit), clamp=True,
-         caption=f"{layer}: {maps.shape[0]}×{maps.shape[1]} × {maps.shape[2]} channels"
-                 f" (first {min(limit, maps.shape[2])})")
+    source = st.radio("Face", ["From the bundled sample", "From a photo"], horizontal=True)
+    picked = face_from_dataset() if source == "From the bundled sample" else face_from_upload(str(model_path))
+    if picked is None:
+        st.stop()
+    face, description = picked
+    prediction = recognizer.predict(face[None], tta=False)[0]
+    st.markdown(f"{description} → predicted **{prediction.label}** ({prediction.confidence:.0%})")
+
+    left, middle, right = st.columns([1, 1, 2])
+    left.image(enlarge(face, 4), caption="the 48×48 face the model sees", width="stretch")
+    target = middle.selectbox("Explain the emotion", recognizer.labels, index=recognizer.labels.index(prediction.label))
+    heatmap, _ = grad_cam(recognizer.model, face, recognizer.labels.index(target))
+    middle.image(overlay_heatmap(face, heatmap), caption=f"Grad-CAM for {target}", width="stretch")
+    right.plotly_chart(emotion_bars(prediction.probabilities), width="stretch")
+
+    st.subheader("Feature maps")
+    layers = conv_layer_names(recognizer.model)
+    left, right = st.columns([3, 1])
+    layer = left.selectbox("Layer", layers, index=len(layers) - 1 if layers else 0,
+                           help="Convolutions, their activations and the pooling layers, from input to output.")
+    limit = right.slider("Channels shown", 8, 128, 32, step=8)
+    maps = feature_maps(recognizer.model, face, layer)
+    st.image(feature_map_grid(maps, columns=16, max_maps=limit), clamp=True,
+             caption=f"{layer}: {maps.shape[0]}×{maps.shape[1]} × {maps.shape[2]} channels"
+                     f" (first {min(limit, maps.shape[2])})")
+
+
+explain_page()
