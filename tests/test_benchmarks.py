@@ -1,4 +1,4 @@
-"""The detector study runs end to end on a few faces, so the figures the README quotes stay
+"""The benchmark scripts run end to end on a few faces (or a tiny model), so the figures the README quotes stay
 re-runnable (timings are not checked here: they belong to the benchmark's own output)."""
 
 from __future__ import annotations
@@ -40,3 +40,26 @@ def test_detector_study_runs_with_its_candidates(detector_study, fer_dir, capsys
     out = capsys.readouterr().out
     assert "blazeface + haar photo" in out and "lost" in out and "load=" in out
     sys.modules.pop("detector_study", None)
+
+
+def test_paired_comparison_counts_the_faces_only_one_model_gets_right():
+    from fer_core.training.metrics import paired_comparison
+
+    first = np.array([True] * 10 + [False] * 6)
+    second = np.array([True] * 16)
+    result = paired_comparison(first, second)
+    assert (result["only_first_right"], result["only_second_right"]) == (0, 6)
+    assert result["p_value"] == pytest.approx(2 / 2**6)  # six of six faces on one side
+    assert paired_comparison(first, first)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="different faces"):
+        paired_comparison(first, second[:5])
+
+
+def test_compare_models_runs_on_the_validation_faces(monkeypatch, tiny_model_path, fer_dir, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import compare_models
+
+    assert compare_models.main([str(tiny_model_path), str(tiny_model_path), "--data", str(fer_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "3589 PublicTest faces" in out
+    assert out.count("only A right 0, only B right 0; exact McNemar p = 1.000") == 2

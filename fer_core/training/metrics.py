@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 
@@ -135,3 +136,20 @@ def choose_threshold(positive: np.ndarray, y_true: np.ndarray, grid: np.ndarray 
     best = grid[np.lexsort((np.abs(grid - 0.5), -accuracy))[0]]
     return {"threshold": float(best), "accuracy": float(accuracy.max()),
             "accuracy_at_0.5": float(np.mean((positive >= 0.5) == (y_true == 1))), "n": int(len(y_true))}
+
+
+def paired_comparison(first_correct: np.ndarray, second_correct: np.ndarray) -> dict:
+    """Two models on the same faces: how many faces only one of them gets right, and the exact
+    two-sided McNemar p-value (a binomial test on those faces). A small difference in accuracy with
+    a large p-value is noise, not a better model."""
+    first_correct, second_correct = np.asarray(first_correct, bool), np.asarray(second_correct, bool)
+    if first_correct.shape != second_correct.shape:
+        raise ValueError(f"the two models were scored on different faces: {first_correct.shape} and "
+                         f"{second_correct.shape}")
+    only_first = int((first_correct & ~second_correct).sum())
+    only_second = int((second_correct & ~first_correct).sum())
+    n, k = only_first + only_second, min(only_first, only_second)
+    p_value = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+    return {"n": int(first_correct.size), "first_accuracy": float(first_correct.mean()),
+            "second_accuracy": float(second_correct.mean()), "only_first_right": only_first,
+            "only_second_right": only_second, "p_value": p_value}
