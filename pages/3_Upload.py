@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -12,11 +14,14 @@ from fer_core.app.upload import ImageAnalysis, UploadSettings, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
 
+if TYPE_CHECKING:
+    from fer_core.inference.recognizer import EmotionRecognizer
+
 FACES_PER_ROW = 3
 LOGGER = logging.getLogger("fer_core.pages.upload")
 
 
-def sidebar_settings(model_path) -> UploadSettings:
+def sidebar_settings(model_path: Path | None) -> UploadSettings:
     emoji = st.sidebar.toggle("Emoji over the faces", value=False)
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
     cam = st.sidebar.toggle("Grad-CAM per face", value=False,
@@ -35,7 +40,7 @@ def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: 
                           detector=detector)
 
 
-def show_faces(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
+def show_faces(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settings: UploadSettings, key: str) -> None:
     crops = analysis.face_crops() if settings.cam else None
     for start in range(0, len(analysis.results), FACES_PER_ROW):
         columns = st.columns(FACES_PER_ROW)
@@ -82,7 +87,7 @@ def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
         return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)} (logged on the server)"
 
 
-def show_analysis(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
+def show_analysis(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settings: UploadSettings, key: str) -> None:
     """One file's results; should drawing them fail, the message stands in for this file alone."""
     try:
         show_results(analysis, recognizer, settings, key)
@@ -92,7 +97,7 @@ def show_analysis(analysis: ImageAnalysis, recognizer, settings: UploadSettings,
                  "(logged on the server)")
 
 
-def show_results(analysis: ImageAnalysis, recognizer, settings: UploadSettings, key: str) -> None:
+def show_results(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settings: UploadSettings, key: str) -> None:
     if not analysis.results:
         offer_whole_image(analysis, f"whole_image_{key}")
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -10,6 +12,11 @@ from fer_core.app.charts import emotion_colors
 from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
+
+if TYPE_CHECKING:
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    from fer_core.inference.recognizer import EmotionRecognizer
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 
@@ -44,7 +51,8 @@ def all_faces_chart(table: pd.DataFrame, labels: tuple[str, ...]):
     return chart
 
 
-def run_analysis(upload, recognizer, settings: VideoSettings) -> VideoUploadAnalysis | None:
+def run_analysis(upload: UploadedFile, recognizer: EmotionRecognizer,
+                 settings: VideoSettings) -> VideoUploadAnalysis | None:
     bar = st.progress(0.0, text="Reading the clip…")
 
     def progress(done: int, total: int) -> None:
