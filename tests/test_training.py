@@ -403,3 +403,11 @@ def test_a_student_learns_from_a_published_teacher(trained_run, small_tree, tmp_
     config.out, config.scheme = str(tmp_path / "smile_student"), "smile"
     with pytest.raises(ValueError, match="teacher .* has classes angry.*smile"):
         train(config, verbose=0)
+
+
+@pytest.mark.parametrize(("weight", "temperature"), [(1.5, 2.0), (0.5, 0.0)])
+def test_a_bad_teacher_setting_is_refused_before_any_data_is_read(tmp_path, weight, temperature):
+    config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), teacher="t.keras",
+                         teacher_weight=weight, teacher_temperature=temperature)
+    with pytest.raises(ValueError, match="teacher weight must be in"):
+        train(config, verbose=0)

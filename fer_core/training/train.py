@@ -376,6 +376,9 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     out = Path(config.out)
     if run_is_complete(out):
         return out / BEST_MODEL
+    if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
+        raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
+                         f"and {config.teacher_temperature:g}")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
@@ -389,9 +392,6 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
                          f"found {len(x_train)} and {len(x_val)}")
     weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
     augment = augmenter(config) if config.augment else None
-    if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
-        raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
-                         f"and {config.teacher_temperature:g}")
     soft = teacher_targets(config, x_train, scheme) if config.teacher else None
     train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, augment, weights,
                             seed=config.seed, soft_targets=soft, soft_weight=config.teacher_weight)
