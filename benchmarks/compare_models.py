@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     for tta in (False, True):
         result = paired_comparison(first.predict_proba(images, tta).argmax(1) == y,
                                    second.predict_proba(images, tta).argmax(1) == y)
-        print(f"{'with' if tta else 'without'} TTA: A {result['first_accuracy']:.2%}, B {result['second_accuracy']:.2%};"
+        print(f"{'with' if tta else 'without'} TTA: A {result['first_accuracy']:.2%}, "
+              f"B {result['second_accuracy']:.2%};"
               f" only A right {result['only_first_right']}, only B right {result['only_second_right']};"
               f" exact McNemar p = {result['p_value']:.3f}")
     return 0

@@ -71,6 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         augmentation=args.augmentation,
         keep_unresampled=args.keep_unresampled,
         erasing=args.erasing,
+        crop=args.crop,
         optimizer=args.optimizer,
         patience=args.patience,
         precision=args.precision,
@@ -447,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"one_pass: share of faces only flipped, never resampled (default {recipe.keep_unresampled:g})")
     p.add_argument("--erasing", type=float, default=recipe.erasing,
                    help="probability of random erasing per face (e.g. 0.5)")
+    p.add_argument("--crop", type=int, default=recipe.crop,
+                   help="random crops: the net sees the central 48 - 2*CROP pixels and each training face is "
+                        "shifted by up to CROP pixels; published with ten-crop test-time augmentation "
+                        "(e.g. 4 for 40-pixel crops; default 0, the whole face)")
     p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS,
                    help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")

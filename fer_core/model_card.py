@@ -19,6 +19,11 @@ MODELS_DIR = PROJECT_ROOT / "models"
 # one for the live camera, where every frame counts.
 DEFAULT_MODEL_NAME = "vgg_ensemble_fer7.keras"
 FAST_MODEL_NAME = "vgg_compact_fer7.keras"
+# Test-time augmentation recorded in a card: the face and its mirror image, or ten crops (the centre
+# and four corner crops of ``tta_crop`` pixels, each also mirrored) for models trained on crops.
+TTA_MODES = {"hflip": "average of the face and its mirror image",
+             "ten_crop": "average of ten crops: the centre and the four corners, each also mirrored"}
+MAX_TTA_CROP = 8
 
 
 def default_model_path() -> Path:
@@ -141,6 +146,13 @@ class ModelCard:
             raise ValueError(f"{self.path}: scheme.fer_to_class does not map FER2013's 7 labels onto its classes")
         if not self.temperature > 0:
             raise ValueError(f"{self.path}: temperature must be positive, got {self.temperature}")
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"{self.path}: tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
+        crop = self.data.get("tta_crop", 0)
+        if isinstance(crop, bool) or not isinstance(crop, int) or not 0 <= crop <= MAX_TTA_CROP \
+                or (self.tta == "ten_crop") != (crop > 0):
+            raise ValueError(f"{self.path}: tta_crop must be 1 to {MAX_TTA_CROP} pixels for ten_crop and 0 "
+                             f"(or absent) otherwise, got {crop!r}")
         if "export" in self.data:
             export = ExportRecord.from_dict(self.data["export"], where=f"{self.path}: export")
             if export.precision not in ("float32", "int8"):
@@ -188,6 +200,16 @@ class ModelCard:
     @property
     def temperature(self) -> float:
         return float(self.data.get("temperature", 1.0))
+
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation the model is measured and used with (see :data:`TTA_MODES`)."""
+        return self.data.get("tta", "hflip")
+
+    @property
+    def tta_crop(self) -> int:
+        """Pixels per side of the ten-crop TTA's crops (0 for ``hflip``)."""
+        return int(self.data.get("tta_crop", 0))
 
     @property
     def is_published(self) -> bool:

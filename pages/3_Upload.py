@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from fer_core.app.charts import emotion_bars
-from fer_core.app.ui import cached_recognizer, detector_picker, model_picker, recognizer_or_error, smile_view_toggle
+from fer_core.app.ui import (
+    cached_recognizer,
+    detector_picker,
+    model_picker,
+    recognizer_or_error,
+    smile_view_toggle,
+    tta_toggle,
+)
 from fer_core.app.upload import ImageAnalysis, UploadSettings, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
@@ -26,9 +33,7 @@ def sidebar_settings(model_path: Path | None) -> UploadSettings:
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
     cam = st.sidebar.toggle("Grad-CAM per face", value=False,
                             help="Overlay on each face where the model looked for its top emotion.")
-    tta = st.sidebar.toggle("Test-time augmentation", value=True,
-                            help="Classify each face and its mirror image and average the two: a little more "
-                                 "accurate.")
+    tta = tta_toggle(model_path, value=True)
     return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker())
 
 

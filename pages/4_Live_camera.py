@@ -16,7 +16,14 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.app.charts import emotion_bars, emotion_colors
 from fer_core.app.ice import IceConfigError, configured_ice_servers, rtc_configuration
-from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error, smile_view_toggle, webrtc_secrets
+from fer_core.app.ui import (
+    detector_picker,
+    model_picker,
+    recognizer_or_error,
+    smile_view_toggle,
+    tta_toggle,
+    webrtc_secrets,
+)
 from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
 from fer_core.model_card import fast_model_path
 
@@ -134,9 +141,7 @@ def live_camera_page() -> None:
              "larger N keeps the frame rate up on a small CPU; boxes then lag fast moves a little.")
     emoji = st.sidebar.toggle("Emoji over the faces", value=False)
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
-    tta = st.sidebar.toggle("Test-time augmentation", value=False,
-                            help="Classify each face and its mirror image and average the two: a little more accurate, "
-                                 "twice the classifier's work per frame.")
+    tta = tta_toggle(model_path, value=False)
     scheme = smile_view_toggle()
     detector = detector_picker()
 

@@ -9,11 +9,13 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.app.charts import emotion_colors
-from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error
+from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error, tta_toggle
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from streamlit.runtime.uploaded_file_manager import UploadedFile
 
     from fer_core.inference.recognizer import EmotionRecognizer
@@ -21,12 +23,10 @@ if TYPE_CHECKING:
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 
 
-def sidebar_settings() -> VideoSettings:
+def sidebar_settings(model_path: Path | None) -> VideoSettings:
     every = st.sidebar.slider("Analyse every Nth frame", 1, 30, 5, help="1 analyses every frame (slowest).")
     max_seconds = st.sidebar.number_input("Analyse at most (seconds of the clip)", 1, 600, 60)
-    tta = st.sidebar.toggle("Test-time augmentation", value=True,
-                            help="Classify each face and its mirror image and average the two: a little more "
-                                 "accurate.")
+    tta = tta_toggle(model_path, value=True)
     annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
     emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
     return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker())
@@ -100,7 +100,7 @@ def video_page() -> None:
     st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
                "frame the faces are numbered by size: face 1 is the largest (the main face).")
     model_path = model_picker()
-    settings = sidebar_settings()
+    settings = sidebar_settings(model_path)
     upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="A short clip: long ones take a while on a CPU.")
     recognizer = recognizer_or_error(model_path)
     if upload is None:

@@ -254,7 +254,9 @@ def test_many_users_loading_the_same_data_at_once_all_get_it(real_tree, tmp_path
         results = list(pool.map(lambda _: load_dataset(real_tree), range(16)))
     for result in results:
         np.testing.assert_array_equal(result.data.images, expected.images)
-    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".npz") or p.name.startswith(".")] == []
+    leftovers = [p.name for p in (tmp_path / "cache").iterdir()
+                 if not p.name.endswith(".npz") or p.name.startswith(".")]
+    assert leftovers == []
     monkeypatch.setattr("fer_core.data.cache.load_folder", lambda *_: pytest.fail("cache was not used"))
     np.testing.assert_array_equal(load_dataset(real_tree).data.labels, expected.labels)
 

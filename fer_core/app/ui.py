@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data import DataError, LoadResult, load_dataset
-from fer_core.model_card import PROJECT_ROOT, ModelCard, default_model_path, list_models
+from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models
 
 SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
 DATA_ENV = "FER_DATA"
@@ -143,6 +143,17 @@ def smile_view_toggle(key: str = "smile_view") -> str | None:
                            help="The model's probabilities summed into happy vs. not happy, decided at the "
                                 "threshold chosen on the validation faces (the model card's views).")
     return "smile" if on else None
+
+
+def tta_toggle(model_path: Path | None, value: bool) -> bool:
+    """Sidebar toggle for test-time augmentation; its help names the views the chosen model's card
+    averages (the mirror image, or ten crops) and what they cost."""
+    card = ModelCard.load(model_path) if model_path is not None and model_path.is_file() else None
+    views = (card.data.get("tta_description") if card else None) or TTA_MODES["hflip"]
+    work = "ten times" if card is not None and card.tta == "ten_crop" else "twice"
+    return st.sidebar.toggle("Test-time augmentation", value=value,
+                             help=f"Classify several views of each face and average them ({views}): a little more "
+                                  f"accurate, {work} the classifier's work.")
 
 
 def detector_picker(key: str = "detector") -> str:

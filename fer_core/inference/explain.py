@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.data import FACE_SIZE
-from fer_core.training.architectures import INPUT_BLUR
+from fer_core.training.architectures import CENTER_CROP, INPUT_BLUR
 
 
 def ensemble_members(model) -> list:
@@ -32,12 +32,13 @@ def _resolve_layer(model, layer_name: str):
 
 def spatial_layer_names(model) -> list[str]:
     """Layers with a spatial (batch, height, width, channels) output, input order; the input and its
-    preprocessing (input blur, rescaling) left out."""
+    preprocessing (input blur, centre crop, rescaling) left out."""
     names = []
     for layer in model.layers:
         shape = getattr(layer, "output", None)
         shape = getattr(shape, "shape", None)
-        preprocessing = layer.name == INPUT_BLUR or layer.__class__.__name__ in ("InputLayer", "Rescaling")
+        preprocessing = layer.name in (INPUT_BLUR, CENTER_CROP) or layer.__class__.__name__ in ("InputLayer",
+                                                                                               "Rescaling")
         if shape is not None and len(shape) == 4 and not preprocessing:
             names.append(layer.name)
     return names
@@ -72,6 +73,12 @@ def default_cam_layer(model) -> str:
         elif kind in ("Conv2D", "SeparableConv2D", "DepthwiseConv2D") and latest_activation:
             chosen = latest_activation
     return chosen or ordered[-1]
+
+
+def center_crop_pixels(model) -> int:
+    """Pixels per side the model's centre crop removes before its first convolution (0: none)."""
+    names = {layer.name for layer in model.layers}
+    return int(model.get_layer(CENTER_CROP).cropping[0][0]) if CENTER_CROP in names else 0
 
 
 def _face_tensor(face: np.ndarray):
@@ -126,8 +133,9 @@ def grad_cam(model, face: np.ndarray, class_index: int | None = None,
     activations = tf.cast(activations, tf.float32)
     weights = tf.reduce_mean(grads, axis=(1, 2))
     cam = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))[0].numpy()
-    cam = cv2.resize(cam, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_CUBIC)
-    cam = np.clip(cam, 0, None)
+    crop = center_crop_pixels(model)  # the map covers only the centre the model sees
+    cam = cv2.resize(cam, (FACE_SIZE - 2 * crop,) * 2, interpolation=cv2.INTER_CUBIC)
+    cam = np.pad(np.clip(cam, 0, None), crop)
     peak = cam.max()
     return (cam / peak if peak > 0 else cam).astype(np.float32), class_index
 

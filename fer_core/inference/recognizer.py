@@ -45,6 +45,27 @@ def shift_binary_threshold(probs: np.ndarray, threshold: float) -> np.ndarray:
     return np.stack([1 - shifted, shifted], axis=1).astype(probs.dtype)
 
 
+def tta_views(faces: np.ndarray, mode: str, crop: int = 0) -> np.ndarray:
+    """The views test-time augmentation classifies, ``(V, N, 48, 48, 1)``, for faces ``(N, 48, 48, 1)``.
+
+    ``hflip``: each face and its mirror image. ``ten_crop``: the face shifted by ``(dy, dx)`` in
+    ``{0, ±crop}²`` corners and centre, each also mirrored. A model trained with ``crop`` (its centre
+    crop inside, see :mod:`fer_core.training.architectures`) sees in a shifted face exactly a corner
+    crop of the original, so the model file keeps taking whole 48×48 faces; the border that enters
+    (the edge pixels repeated) lies outside its crop.
+    """
+    if mode == "hflip":
+        return np.stack([faces, faces[:, :, ::-1]])
+    if mode != "ten_crop" or crop < 1:
+        raise ValueError(f"unknown test-time augmentation {mode!r} (crop {crop}); "
+                         "choose hflip, or ten_crop with a crop of 1 pixel or more")
+    size = faces.shape[1]
+    padded = np.pad(faces, ((0, 0), (crop, crop), (crop, crop), (0, 0)), mode="edge")
+    offsets = ((0, 0), (-crop, -crop), (-crop, crop), (crop, -crop), (crop, crop))
+    shifted = [padded[:, crop + dy : crop + dy + size, crop + dx : crop + dx + size] for dy, dx in offsets]
+    return np.stack(shifted + [view[:, :, ::-1] for view in shifted])
+
+
 class TopLabel:
     """``label`` and ``confidence`` of a result holding ``probabilities`` per label."""
 
@@ -160,10 +181,12 @@ class EmotionRecognizer:
         """What classifies the faces: the exported model's runtime and file, or Keras."""
         return self._exported.description if self._exported is not None else "keras"
 
-    def raw_probabilities(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:
+    def raw_probabilities(self, faces: np.ndarray, tta: bool | str = True) -> np.ndarray:
         """Model probabilities ``(N, n_labels)`` for uint8 faces ``(N, 48, 48)``, before calibration.
 
-        With ``tta`` each face is also classified mirrored and the two results are averaged.
+        With ``tta`` the probabilities are the mean over the views of the card's test-time
+        augmentation (:func:`tta_views`: the mirror image, or ten crops); a mode's name
+        (``"hflip"``) uses that one instead.
         """
         faces = np.asarray(faces)
         if faces.ndim == 2:
@@ -173,16 +196,16 @@ class EmotionRecognizer:
         if len(faces) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         x = faces.astype(np.float32)[..., None]
+        mode = self.card.tta if tta is True else tta
         out = []
         for start in range(0, len(x), self.batch_size):
             batch = x[start : start + self.batch_size]
-            if tta:
-                batch = np.concatenate([batch, batch[:, :, ::-1]])
-            probs = (self._exported or self._keras)(batch)
-            if tta:
-                half = len(probs) // 2
-                probs = (probs[:half] + probs[half:]) / 2
-            out.append(probs)
+            if not mode:
+                out.append((self._exported or self._keras)(batch))
+                continue
+            views = tta_views(batch, mode, self.card.tta_crop)
+            probs = (self._exported or self._keras)(views.reshape(-1, *batch.shape[1:]))
+            out.append(probs.reshape(len(views), len(batch), -1).mean(axis=0))
         return np.concatenate(out)
 
     def predict_proba(self, faces: np.ndarray, tta: bool = True) -> np.ndarray:

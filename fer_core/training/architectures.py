@@ -1,5 +1,10 @@
 """CNN builders (Keras functional API). Every model takes raw 0–255 gray faces of shape (48, 48, 1)
-and rescales inside, so the preprocessing travels with the ``.keras`` file."""
+and rescales inside, so the preprocessing travels with the ``.keras`` file.
+
+A builder's ``crop`` (pixels per side, 0 = none) puts a fixed centre crop right after the input: the
+net sees the central ``48 - 2·crop`` pixels. Training then shows it random crops (the augmentation
+shifts each face by up to ``crop`` pixels) and test-time augmentation averages several crops
+(:func:`fer_core.inference.recognizer.tta_views`), while every caller still passes 48×48 faces."""
 
 from __future__ import annotations
 
@@ -15,6 +20,22 @@ INPUT_SHAPE = (48, 48, 1)
 # (variance 1) for ~1000 steps, while the real activation variances here are ~0.01: validation
 # accuracy then sits near chance for the first epochs. 0.9 tracks them within ~50 steps.
 BN_MOMENTUM = 0.9
+
+
+CENTER_CROP = "center_crop"
+
+
+def _face_input(crop: int = 0):
+    """The model's 48×48×1 input and the tensor the net starts from: its centre crop when ``crop`` > 0."""
+    import keras
+    from keras import layers
+
+    if not 0 <= crop <= INPUT_SHAPE[0] // 6:
+        raise ValueError(f"crop must be 0 to {INPUT_SHAPE[0] // 6} pixels per side, got {crop}")
+    inputs = keras.Input(INPUT_SHAPE, name="face")
+    # float32: under the global mixed_bfloat16 policy the layer would compute in bfloat16.
+    x = layers.Cropping2D(crop, dtype="float32", name=CENTER_CROP)(inputs) if crop else inputs
+    return inputs, x
 
 
 def _conv_bn_relu(x, filters: int, kernel: int = 3):
@@ -41,13 +62,13 @@ def _softmax_head(x, n_classes: int):
     return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
-def build_seed(n_classes: int) -> keras.Model:
+def build_seed(n_classes: int, crop: int = 0) -> keras.Model:
     """The seed notebook's net: 4 conv blocks (64 3×3, 128 5×5, 512 3×3, 512 3×3), dense 256 and 512."""
     import keras
     from keras import layers
 
-    inputs = keras.Input(INPUT_SHAPE, name="face")
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    inputs, x = _face_input(crop)
+    x = layers.Rescaling(1.0 / 255)(x)
     for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
         x = _conv_bn_relu(x, filters, kernel)
         x = layers.MaxPooling2D(2)(x)
@@ -58,7 +79,7 @@ def build_seed(n_classes: int) -> keras.Model:
     return keras.Model(inputs, _softmax_head(x, n_classes), name="seed")
 
 
-def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5) -> keras.Model:
+def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5, crop: int = 0) -> keras.Model:
     """Our default: a VGG-style net sized for a 2-core CPU.
 
     Four stages of two 3×3 conv-BN-ReLU layers (width, 2×, 4×, 8× channels) with max-pooling, then
@@ -70,8 +91,8 @@ def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5) -> 
     import keras
     from keras import layers
 
-    inputs = keras.Input(INPUT_SHAPE, name="face")
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    inputs, x = _face_input(crop)
+    x = layers.Rescaling(1.0 / 255)(x)
     for stage in range(4):
         filters = width * 2**stage
         x = _conv_bn_relu(x, filters)
@@ -82,17 +103,17 @@ def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5) -> 
     return keras.Model(inputs, _softmax_head(x, n_classes), name=f"vgg_compact_w{width}")
 
 
-def build_vgg_wide(n_classes: int) -> keras.Model:
+def build_vgg_wide(n_classes: int, crop: int = 0) -> keras.Model:
     """``vgg_compact`` at width 48 (≈2.7 M parameters): slower, a little more accurate."""
-    return build_vgg_compact(n_classes, width=48)
+    return build_vgg_compact(n_classes, width=48, crop=crop)
 
 
-def build_tiny(n_classes: int) -> keras.Model:
+def build_tiny(n_classes: int, crop: int = 0) -> keras.Model:
     """A very small net for tests and quick experiments (seconds per epoch on a subset)."""
-    return build_vgg_compact(n_classes, width=8, dropout=0.2)
+    return build_vgg_compact(n_classes, width=8, dropout=0.2, crop=crop)
 
 
-ARCHITECTURES: dict[str, Callable[[int], keras.Model]] = {
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "vgg_compact": build_vgg_compact,
     "vgg_wide": build_vgg_wide,
     "seed": build_seed,
@@ -100,11 +121,11 @@ ARCHITECTURES: dict[str, Callable[[int], keras.Model]] = {
 }
 
 
-def build_model(arch: str, n_classes: int) -> keras.Model:
-    """Build an architecture by name (see :data:`ARCHITECTURES`)."""
+def build_model(arch: str, n_classes: int, crop: int = 0) -> keras.Model:
+    """Build an architecture by name (see :data:`ARCHITECTURES`), centre-cropping ``crop`` pixels per side."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](n_classes)
+    return ARCHITECTURES[arch](n_classes, crop=crop)
 
 
 INPUT_BLUR = "input_blur"

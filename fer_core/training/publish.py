@@ -22,7 +22,14 @@ import numpy as np
 from fer_core.data import FaceData, load_dataset
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.labels import SMILE, LabelScheme, project_probabilities
-from fer_core.model_card import MODELS_DIR, ModelCard, eval_path, history_path, misclassified_faces_path
+from fer_core.model_card import (
+    MODELS_DIR,
+    TTA_MODES,
+    ModelCard,
+    eval_path,
+    history_path,
+    misclassified_faces_path,
+)
 from fer_core.training.architectures import build_ensemble, with_input_blur
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.export import export_published
@@ -53,6 +60,12 @@ def save_model(model, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, dest)
+
+
+def tta_settings(crop: int) -> dict:
+    """The card's test-time augmentation for a model that centre-crops ``crop`` pixels per side:
+    ten crops of a model trained on crops, the mirror image otherwise."""
+    return {"tta": "ten_crop", "tta_crop": crop} if crop else {"tta": "hflip"}
 
 
 def choose_input_blur(dest: Path, faces: np.ndarray, y: np.ndarray,
@@ -131,6 +144,7 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
     training = training_summary(run_dir)
     scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
     about = {"architecture": training["architecture"], "training": training,
+             "tta": tta_settings(int(training["config"].get("crop", 0))),
              "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}"}
     return measure_and_write_card(dest, data, scheme, about, face_crop, blur_candidates)
 
@@ -152,6 +166,9 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         "members": [member_summary(m.model_path) for m in members],
         "training": {"command": None, "members": "each member's card gives its training command",
                      "parameters": None},
+        # Ten crops where a member was trained on crops (the largest crop); the other members see
+        # the same shifted faces whole.
+        "tta": tta_settings(max(m.card.tta_crop for m in members)),
         "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
                       f"--name {name}",
     }
@@ -167,6 +184,7 @@ def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop:
         raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
     about = {key: card.data[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
              if key in card.data}
+    about["tta"] = tta_settings(card.tta_crop)
     return measure_and_write_card(model_path, data, card.scheme, about,
                                   face_crop if face_crop is not None else card.face_crop, blur_candidates=(0.0,))
 
@@ -199,7 +217,8 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
     (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
     misclassified faces; then export it to ONNX, which ships only if it matches on the same faces
     (:class:`fer_core.training.export.ExportRejected` otherwise)."""
-    card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, "tta": "hflip"}
+    tta = about.get("tta", tta_settings(0))
+    card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, **tta}
     ModelCard(dest, card).save()
 
     validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
@@ -221,6 +240,10 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
     recognizer = EmotionRecognizer(dest)
     raw_tta = recognizer.raw_probabilities(faces, tta=True)
     raw_plain = recognizer.raw_probabilities(faces, tta=False)
+    mirror_only = {}
+    if tta["tta"] != "hflip":  # what the usual mirror-image TTA gives, for comparison
+        mirrored = recognizer.raw_probabilities(faces, tta="hflip")
+        mirror_only = {"accuracy_hflip": float(np.mean(mirrored.argmax(axis=1) == y))}
     temperature = fit_temperature(raw_tta, y, objective=CALIBRATION_OBJECTIVE)
     calibrated = apply_temperature(raw_tta, temperature)
 
@@ -253,10 +276,13 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
         "input": {"shape": [48, 48, 1], "dtype": "uint8 gray, 0-255", "color": "grayscale"},
         "preprocessing": "48×48 grayscale face crop, raw 0–255 values; inside the model: "
                          + (f"a 3×3 Gaussian blur (sigma {blur_sigma:g}), then " if blur_sigma else "")
+                         + (f"the central {48 - 2 * tta['tta_crop']}×{48 - 2 * tta['tta_crop']} pixels, then "
+                            if tta.get("tta_crop") and about["architecture"] != "ensemble" else "")
                          + "rescaling to 0–1",
         "input_blur": input_blur,
-        "tta": "hflip",
-        "tta_description": "average of the face and its mirror image",
+        **tta,
+        "tta_description": TTA_MODES[tta["tta"]] + (f" ({48 - 2 * tta['tta_crop']} pixels)" if tta.get("tta_crop")
+                                                    else ""),
         "temperature": temperature,
         "face_crop": face_crop,
         **{key: about[key] for key in ("members",) if key in about},
@@ -267,6 +293,7 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
                 "n": figures["n"],
                 "accuracy": figures["accuracy"],
                 "accuracy_no_tta": figures_no_tta["accuracy"],
+                **mirror_only,
                 "macro_f1": figures["macro_f1"],
                 "recall": {k: v["recall"] for k, v in figures["per_class"].items()},
                 "ece_before_calibration": evaluation["calibration"]["ece_before"],

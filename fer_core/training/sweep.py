@@ -51,6 +51,7 @@ GRID_OPTIONS = {
     "augmentation": "--augmentation",
     "keep_unresampled": "--keep-unresampled",
     "erasing": "--erasing",
+    "crop": "--crop",
     "optimizer": "--optimizer",
     "teacher": "--teacher",
     "teacher_weight": "--teacher-weight",

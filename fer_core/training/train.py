@@ -34,6 +34,7 @@ TRAINING_JSON = "training.json"
 AUGMENTATIONS = ("one_pass", "three_pass")
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("mixed_bfloat16", "float32")
+MAX_CROP = 8  # pixels per side: the net sees at least the central 32×32 of a 48×48 face
 
 
 @dataclass
@@ -56,6 +57,9 @@ class TrainConfig:
     augmentation: str = "one_pass"
     keep_unresampled: float = 0.25
     erasing: float = 0.0  # probability of random erasing (one rectangle of noise) per face
+    # Random crops: the net centre-crops this many pixels per side and every training face is shifted
+    # by up to as many, so it learns on random (48 - 2·crop)-pixel crops (0: the whole face).
+    crop: int = 0
     optimizer: str = "adamw"  # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
     patience: int = 15
     precision: str = "mixed_bfloat16"
@@ -199,15 +203,39 @@ def one_pass_augment(images, ranges: AffineRanges = AffineRanges(), erasing: flo
     return images
 
 
+def random_crop_shift(images, crop: int):
+    """Each face shifted by whole pixels, up to ``crop`` along each axis (uniform draws): the model's
+    centre crop of the shifted face is a random crop of the face. Whole-pixel shifts move pixels
+    without resampling them; what enters at the border lies outside the crop."""
+    import tensorflow as tf
+
+    batch = tf.shape(images)[0]
+    shift = tf.cast(tf.random.uniform([batch, 2], -crop, crop + 1, dtype=tf.int32), tf.float32)
+    ones, zeros = tf.ones([batch]), tf.zeros([batch])
+    # Output → input coordinates: input = output - shift.
+    transforms = tf.stack([ones, zeros, -shift[:, 0], zeros, ones, -shift[:, 1], zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="NEAREST", fill_mode="REFLECT")
+
+
 def augmenter(config: TrainConfig):
-    """The batch augmentation function of a run's recipe."""
+    """The batch augmentation function of a run's recipe (then random crops where ``crop`` > 0)."""
     if config.augmentation == "three_pass":
         layers = augmentation_layers()
-        return lambda images: layers(images, training=True)
-    if config.augmentation == "one_pass":
+
+        def recipe(images):
+            return layers(images, training=True)
+    elif config.augmentation == "one_pass":
         ranges = AffineRanges(keep_unresampled=config.keep_unresampled)
-        return lambda images: one_pass_augment(images, ranges, config.erasing)
-    raise ValueError(f"unknown augmentation {config.augmentation!r}; choose {' or '.join(AUGMENTATIONS)}")
+
+        def recipe(images):
+            return one_pass_augment(images, ranges, config.erasing)
+    else:
+        raise ValueError(f"unknown augmentation {config.augmentation!r}; choose {' or '.join(AUGMENTATIONS)}")
+    if config.crop == 0:
+        return recipe
+    return lambda images: random_crop_shift(recipe(images), config.crop)
 
 
 def teacher_targets(config: TrainConfig, faces: np.ndarray, scheme: LabelScheme) -> np.ndarray:
@@ -379,6 +407,8 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
         raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
                          f"and {config.teacher_temperature:g}")
+    if not 0 <= config.crop <= MAX_CROP:
+        raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(config.precision)
@@ -399,7 +429,7 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
 
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
     with distribution_strategy().scope():
-        model = build_model(config.arch, scheme.n_classes)
+        model = build_model(config.arch, scheme.n_classes, config.crop)
         warmup = config.warmup_epochs * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 10,

@@ -1,0 +1,133 @@
+"""Random-crop training (``--crop``) and ten-crop test-time augmentation, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from helpers import copy_real_faces
+
+from fer_core.inference.explain import grad_cam
+from fer_core.inference.recognizer import EmotionRecognizer, tta_views
+from fer_core.model_card import ModelCard
+from fer_core.training.architectures import CENTER_CROP, build_model
+from fer_core.training.publish import publish, publish_ensemble
+from fer_core.training.train import TrainConfig, random_crop_shift, train
+
+CROP = 4
+SIDE = 48 - 2 * CROP
+
+
+def _faces(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1)).astype(np.float32)
+
+
+def _centre(views: np.ndarray) -> np.ndarray:
+    return views[..., CROP : CROP + SIDE, CROP : CROP + SIDE, :]
+
+
+def test_random_crop_shift_shows_the_centre_crop_a_random_crop_of_the_face():
+    faces = _faces(200)
+    shifted = np.asarray(random_crop_shift(faces, CROP))
+    seen = set()
+    for face, out in zip(faces, shifted):
+        matches = [(dy, dx) for dy in range(2 * CROP + 1) for dx in range(2 * CROP + 1)
+                   if np.array_equal(face[dy : dy + SIDE, dx : dx + SIDE], _centre(out))]
+        assert len(matches) == 1  # exactly a crop of the face: pixels moved, never resampled
+        seen.add(matches[0])
+    assert len(seen) > 40  # offsets spread over the 9×9 possible ones
+
+
+def test_a_cropping_model_takes_whole_faces_and_ignores_the_border():
+    model = build_model("tiny", 7, crop=CROP)
+    assert model.input.shape[1:] == (48, 48, 1)
+    assert model.get_layer(CENTER_CROP).output.shape[1:] == (SIDE, SIDE, 1)
+    faces = _faces(4)
+    changed = faces.copy()
+    changed[:, :CROP] = 0  # only the border that the crop removes
+    changed[:, :, -CROP:] = 255
+    np.testing.assert_array_equal(model(faces, training=False), model(changed, training=False))
+    with pytest.raises(ValueError, match="crop must be 0 to 8"):
+        build_model("tiny", 7, crop=9)
+
+
+def test_ten_crop_views_are_the_centre_and_corner_crops_and_their_mirrors():
+    faces = _faces(3)
+    views = tta_views(faces, "ten_crop", CROP)
+    assert views.shape == (10, 3, 48, 48, 1)
+    corners = [(CROP, CROP), (0, 0), (0, 2 * CROP), (2 * CROP, 0), (2 * CROP, 2 * CROP)]
+    for view, (y, x) in zip(views[:5], corners):
+        np.testing.assert_array_equal(_centre(view), faces[:, y : y + SIDE, x : x + SIDE])
+    np.testing.assert_array_equal(views[5:], views[:5, :, :, ::-1])
+    hflip = tta_views(faces, "hflip")
+    np.testing.assert_array_equal(hflip, np.stack([faces, faces[:, :, ::-1]]))
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        tta_views(faces, "ten_crop", 0)
+
+
+@pytest.mark.parametrize("card", [{"tta": "five_crop"}, {"tta": "ten_crop"}, {"tta": "ten_crop", "tta_crop": 9},
+                                  {"tta": "hflip", "tta_crop": 2}, {"tta": "ten_crop", "tta_crop": "4"}])
+def test_a_card_with_a_bad_tta_is_refused_naming_the_field(tmp_path, card):
+    from fer_core.labels import FER7
+
+    with pytest.raises(ValueError, match="tta"):
+        ModelCard(tmp_path / "m.keras", {"name": "m", "scheme": FER7.to_dict(), **card}).validate()
+
+
+@pytest.fixture(scope="module")
+def crop_run(fer_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny model trained on random 40-pixel crops of 12 training faces per class."""
+    data = copy_real_faces(fer_dir, tmp_path_factory.mktemp("faces"), {"train": 12, "validation": 6})
+    out = tmp_path_factory.mktemp("crop_run")
+    train(TrainConfig(data=str(data), out=str(out), arch="tiny", epochs=2, batch_size=32, warmup_epochs=0,
+                      precision="float32", crop=CROP, erasing=0.3), verbose=0)
+    return data, out
+
+
+def test_a_crop_run_publishes_with_ten_crop_tta(crop_run, tmp_path):
+    """The card records ten crops and the mirror-only figure beside it; the recognizer's TTA is the
+    mean of the model's probabilities over the ten views, in Keras and in the ONNX export alike."""
+    data, run = crop_run
+    assert json.loads((run / "training.json").read_text())["config"]["crop"] == CROP
+    dest = publish(run, data, "cropped", models_dir=tmp_path)
+    card = ModelCard.load(dest)
+    assert (card.tta, card.tta_crop) == ("ten_crop", CROP)
+    assert "ten crops" in card.data["tta_description"] and "central 40×40" in card.data["preprocessing"]
+    assert 0 <= card.validation["accuracy_hflip"] <= 1
+    recognizer = EmotionRecognizer(dest)
+    assert recognizer.backend.startswith("onnxruntime")  # the export passed its check with the crop inside
+    faces = _faces(5, seed=1)[..., 0].astype(np.uint8)
+    views = tta_views(faces.astype(np.float32)[..., None], "ten_crop", CROP)
+    keras_model = keras.models.load_model(dest, safe_mode=True)
+    by_hand = np.mean([keras_model(v, training=False).numpy() for v in views], axis=0)
+    np.testing.assert_allclose(recognizer.raw_probabilities(faces), by_hand, atol=1e-4)
+    np.testing.assert_allclose(EmotionRecognizer(dest, use_export=False).raw_probabilities(faces), by_hand,
+                               atol=1e-5)
+    single = recognizer.raw_probabilities(faces, tta=False)
+    np.testing.assert_allclose(single, keras_model(faces[..., None].astype(np.float32)).numpy(), atol=1e-4)
+
+
+def test_an_ensemble_with_a_crop_member_uses_ten_crops(crop_run, tmp_path):
+    data, run = crop_run
+    cropped = publish(run, data, "cropped", models_dir=tmp_path)
+    whole_run = tmp_path / "whole"
+    train(TrainConfig(data=str(data), out=str(whole_run), arch="tiny", epochs=1, batch_size=32, warmup_epochs=0,
+                      precision="float32"), verbose=0)
+    whole = publish(whole_run, data, "whole", models_dir=tmp_path)
+    assert ModelCard.load(whole).tta == "hflip" and "accuracy_hflip" not in ModelCard.load(whole).validation
+    ensemble = ModelCard.load(publish_ensemble([cropped, whole], data, "mixed", models_dir=tmp_path))
+    assert (ensemble.tta, ensemble.tta_crop) == ("ten_crop", CROP)
+
+
+def test_grad_cam_of_a_cropping_model_covers_only_what_it_sees(crop_run):
+    _, run = crop_run
+    model = keras.models.load_model(run / "best.keras", safe_mode=True)
+    face = _faces(1, seed=2)[0, ..., 0].astype(np.uint8)
+    cam, _ = grad_cam(model, face)
+    assert cam.shape == (48, 48)
+    border = np.ones((48, 48), bool)
+    border[CROP:-CROP, CROP:-CROP] = False
+    assert cam[border].max() == 0 and cam.max() == pytest.approx(1.0)
