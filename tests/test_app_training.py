@@ -95,6 +95,7 @@ def test_training_page_compares_the_models_of_the_folder(published_model, tmp_pa
     assert list(table.index) == ["first", "second"]
     evaluation = load_evaluation(published_model)
     assert table.loc["first", "accuracy"] == evaluation["tta"]["accuracy"]
+    assert table.loc["first", "tta"] == "hflip"
     assert table.loc["second", "recall happy"] == evaluation["tta"]["per_class"]["happy"]["recall"]
     assert len(recall_long_frame(table)) == 2 * len(FER_LABELS)
 

@@ -131,3 +131,35 @@ def test_grad_cam_of_a_cropping_model_covers_only_what_it_sees(crop_run):
     border = np.ones((48, 48), bool)
     border[CROP:-CROP, CROP:-CROP] = False
     assert cam[border].max() == 0 and cam.max() == pytest.approx(1.0)
+
+
+def _tta_toggle_page(model: str | None) -> None:
+    from pathlib import Path
+
+    from fer_core.app.ui import tta_toggle
+
+    tta_toggle(Path(model) if model else None, value=True)
+
+
+@pytest.mark.parametrize(("card", "expected"), [
+    ({"tta": "ten_crop", "tta_crop": 4}, "ten times"),
+    ({"tta": "hflip"}, "twice"),
+    (None, "twice"),
+])
+def test_the_tta_toggle_says_what_the_models_card_averages(tmp_path, card, expected):
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.labels import FER7
+    from fer_core.model_card import TTA_MODES
+
+    model = None
+    if card is not None:
+        model = tmp_path / "m.keras"
+        model.write_bytes(b"")
+        ModelCard(model, {"name": "m", "scheme": FER7.to_dict(), **card,
+                          "tta_description": TTA_MODES[card["tta"]]}).save()
+    at = AppTest.from_function(_tta_toggle_page, args=(str(model) if model else None,)).run()
+    assert not at.exception
+    help_text = at.sidebar.toggle[0].proto.help
+    assert expected in help_text
+    assert TTA_MODES[card["tta"] if card else "hflip"] in help_text

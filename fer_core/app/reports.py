@@ -107,8 +107,8 @@ def card_overview(model_path: str | os.PathLike) -> dict:
 
 
 def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per model from its card: validation accuracy with and without TTA, macro F1, ECE,
-    recall per class, parameters (figures missing from a card stay empty)."""
+    """One row per model from its card: its test-time augmentation, validation accuracy with and
+    without it, macro F1, ECE, recall per class, parameters (figures missing from a card stay empty)."""
     rows = []
     for path in model_paths:
         card = ModelCard.load(path)
@@ -116,6 +116,7 @@ def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:
         row = {
             "model": Path(path).stem,
             "architecture": card.architecture,
+            "tta": card.tta if not card.tta_crop else f"{card.tta} ({48 - 2 * card.tta_crop} px)",
             "accuracy": validation.get("accuracy"),
             "accuracy_no_tta": validation.get("accuracy_no_tta"),
             "macro_f1": validation.get("macro_f1"),
