@@ -57,6 +57,7 @@ def test_training_writes_model_history_and_config(trained_run):
     info = json.loads((trained_run / "training.json").read_text())
     assert info["completed"] is True
     assert info["n_train"] == 84 and info["n_validation"] == 42
+    assert info["device"]["gpus"] == [] and "cores" in info["device"]["cpu"]  # CI has no GPU
     model = keras.models.load_model(trained_run / "best.keras", safe_mode=True)
     assert model.output_shape == (None, 7)
 
@@ -158,6 +159,7 @@ def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp
     card = json.loads(dest.with_suffix(".json").read_text())
     assert card["labels"] == list(FER_LABELS)
     assert card["training"]["epochs_run"] == 2
+    assert card["training"]["device"] == json.loads((trained_run / "training.json").read_text())["device"]
     assert card["training"]["command"] is None or "train" in card["training"]["command"]
     assert 0.2 <= card["temperature"] <= 5.0
     validation = card["metrics"]["validation"]

@@ -124,6 +124,7 @@ def training_summary(run_dir: Path) -> dict:
         "training_seconds_total": float(np.sum(seconds)) if seconds else None,
         "n_train": info.get("n_train"),
         "parameters": info.get("parameters"),
+        "device": info.get("device"),
         "config": info["config"],
     }
 

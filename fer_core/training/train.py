@@ -364,6 +364,18 @@ def distribution_strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
+def training_device() -> dict:
+    """What the run trains on, for its card: the GPUs TensorFlow uses (by name) and the CPU."""
+    import tensorflow as tf
+
+    from fer_core.inference.speed import machine_info
+
+    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in tf.config.list_physical_devices("GPU")]
+    cpu = machine_info()
+    return {"gpus": gpus, "cpu": f"{cpu.cpu}, {cpu.cores} cores, flags: {' '.join(cpu.flags) or 'no AVX2'}"}
+
+
 def run_is_complete(out: str | os.PathLike) -> bool:
     path = Path(out) / TRAINING_JSON
     return path.is_file() and bool(json.loads(path.read_text()).get("completed"))
@@ -483,6 +495,7 @@ def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_
         "n_train": n_train,
         "n_validation": n_val,
         "parameters": n_params,
+        "device": training_device(),
         "python": sys.version.split()[0],
     }
     (out / TRAINING_JSON).write_text(json.dumps(info, indent=2))
