@@ -68,6 +68,13 @@ def tta_settings(crop: int) -> dict:
     return {"tta": "ten_crop", "tta_crop": crop} if crop else {"tta": "hflip"}
 
 
+def ensemble_tta(members: list[EmotionRecognizer]) -> dict:
+    """Ten crops only when every member was trained on crops of the same size: a member that sees
+    whole faces would be shown shifted ones, which it never learned on. Otherwise the mirror image."""
+    crops = {member.card.tta_crop for member in members}
+    return tta_settings(crops.pop() if len(crops) == 1 else 0)
+
+
 def choose_input_blur(dest: Path, faces: np.ndarray, y: np.ndarray,
                       candidates: tuple[float, ...] = BLUR_CANDIDATES) -> tuple[float, dict[str, float]]:
     """Validation accuracy (with TTA) of the model at ``dest`` for each input-blur sigma; the best
@@ -167,9 +174,7 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         "members": [member_summary(m.model_path) for m in members],
         "training": {"command": None, "members": "each member's card gives its training command",
                      "parameters": None},
-        # Ten crops where a member was trained on crops (the largest crop); the other members see
-        # the same shifted faces whole.
-        "tta": tta_settings(max(m.card.tta_crop for m in members)),
+        "tta": ensemble_tta(members),
         "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
                       f"--name {name}",
     }
