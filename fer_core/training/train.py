@@ -240,8 +240,8 @@ def augmenter(config: TrainConfig):
 
 def teacher_targets(config: TrainConfig, faces: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     """The teacher's probabilities for training faces ``(N, 48, 48, 1)``, softened by
-    ``teacher_temperature``: mirrored-face averaging and classification go through the recognizer,
-    the same path as at inference."""
+    ``teacher_temperature``: classification and the teacher's test-time augmentation (its card's:
+    the mirror image or ten crops) go through the recognizer, the same path as at inference."""
     from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 
     teacher = EmotionRecognizer(config.teacher, use_export=False)
