@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from fer_core.labels import FER7, LabelScheme
+from fer_core.training.architectures import MAX_CROP
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -23,7 +24,6 @@ FAST_MODEL_NAME = "vgg_compact_fer7.keras"
 # and four corner crops of ``tta_crop`` pixels, each also mirrored) for models trained on crops.
 TTA_MODES = {"hflip": "average of the face and its mirror image",
              "ten_crop": "average of ten crops: the centre and the four corners, each also mirrored"}
-MAX_TTA_CROP = 8
 
 
 def default_model_path() -> Path:
@@ -149,9 +149,9 @@ class ModelCard:
         if self.tta not in TTA_MODES:
             raise ValueError(f"{self.path}: tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
         crop = self.data.get("tta_crop", 0)
-        if isinstance(crop, bool) or not isinstance(crop, int) or not 0 <= crop <= MAX_TTA_CROP \
+        if isinstance(crop, bool) or not isinstance(crop, int) or not 0 <= crop <= MAX_CROP \
                 or (self.tta == "ten_crop") != (crop > 0):
-            raise ValueError(f"{self.path}: tta_crop must be 1 to {MAX_TTA_CROP} pixels for ten_crop and 0 "
+            raise ValueError(f"{self.path}: tta_crop must be 1 to {MAX_CROP} pixels for ten_crop and 0 "
                              f"(or absent) otherwise, got {crop!r}")
         if "export" in self.data:
             export = ExportRecord.from_dict(self.data["export"], where=f"{self.path}: export")

@@ -77,6 +77,12 @@ def test_a_card_with_a_bad_tta_is_refused_naming_the_field(tmp_path, card):
         ModelCard(tmp_path / "m.keras", {"name": "m", "scheme": FER7.to_dict(), **card}).validate()
 
 
+def test_a_bad_crop_is_refused_before_any_data_is_read(tmp_path):
+    config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), crop=9)
+    with pytest.raises(ValueError, match="crop must be 0 to 8 pixels per side, got 9"):
+        train(config, verbose=0)
+
+
 @pytest.fixture(scope="module")
 def crop_run(fer_dir, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny model trained on random 40-pixel crops of 12 training faces per class."""

@@ -23,6 +23,7 @@ BN_MOMENTUM = 0.9
 
 
 CENTER_CROP = "center_crop"
+MAX_CROP = 8  # pixels per side: the net sees at least the central 32×32 of a 48×48 face
 
 
 def _face_input(crop: int = 0):
@@ -30,8 +31,8 @@ def _face_input(crop: int = 0):
     import keras
     from keras import layers
 
-    if not 0 <= crop <= INPUT_SHAPE[0] // 6:
-        raise ValueError(f"crop must be 0 to {INPUT_SHAPE[0] // 6} pixels per side, got {crop}")
+    if not 0 <= crop <= MAX_CROP:
+        raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {crop}")
     inputs = keras.Input(INPUT_SHAPE, name="face")
     # float32: under the global mixed_bfloat16 policy the layer would compute in bfloat16.
     x = layers.Cropping2D(crop, dtype="float32", name=CENTER_CROP)(inputs) if crop else inputs
