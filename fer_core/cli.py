@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=recipe.label_smoothing)
     p.add_argument("--class-weights", action="store_true", help="weigh classes by inverse frequency")
     p.add_argument("--patience", type=int, default=recipe.patience, help="early-stopping patience in epochs")
-    p.add_argument("--precision", default=recipe.precision, choices=PRECISIONS)
+    p.add_argument("--precision", default=recipe.precision, choices=PRECISIONS,
+                   help="auto (default): bf16 mixed precision on a GPU or a CPU with native bf16, else float32")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--augmentation", default=recipe.augmentation, choices=AUGMENTATIONS,
                    help="one_pass: rotation, zoom and shift in a single resampling (default); "

@@ -14,6 +14,7 @@ from helpers import copy_real_faces
 
 from fer_core.data import load_folder, write_csv
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
+from fer_core.inference.speed import machine_info
 from fer_core.labels import FER_LABELS, get_scheme
 from fer_core.model_card import eval_path, history_path
 from fer_core.training.architectures import (
@@ -25,7 +26,7 @@ from fer_core.training.architectures import (
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import evaluate_faces, expected_calibration_error
 from fer_core.training.publish import publish
-from fer_core.training.train import TrainConfig, read_history, train
+from fer_core.training.train import TrainConfig, read_history, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,7 @@ def test_training_writes_model_history_and_config(trained_run):
     assert info["completed"] is True
     assert info["n_train"] == 84 and info["n_validation"] == 42
     assert info["device"]["gpus"] == [] and "cores" in info["device"]["cpu"]  # CI has no GPU
+    assert info["config"]["precision"] == info["precision"] == "float32"
     model = keras.models.load_model(trained_run / "best.keras", safe_mode=True)
     assert model.output_shape == (None, 7)
 
@@ -412,4 +414,32 @@ def test_a_bad_teacher_setting_is_refused_before_any_data_is_read(tmp_path, weig
     config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), teacher="t.keras",
                          teacher_weight=weight, teacher_temperature=temperature)
     with pytest.raises(ValueError, match="teacher weight must be in"):
+        train(config, verbose=0)
+
+
+@pytest.mark.parametrize(("gpus", "flags", "expected"), [
+    ([], ("avx2",), "float32"),  # bf16 emulated: about ten times slower than float32
+    ([], ("avx2", "avx512f", "avx512_bf16"), "mixed_bfloat16"),
+    ([], ("avx2", "amx_tile", "amx_bf16"), "mixed_bfloat16"),
+    (["NVIDIA H200"], ("avx2",), "mixed_bfloat16"),
+])
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(gpus, flags, expected):
+    assert resolve_precision("auto", gpus, flags) == expected
+    assert resolve_precision("float32", gpus, flags) == "float32"
+    assert resolve_precision("mixed_bfloat16", gpus, flags) == "mixed_bfloat16"
+
+
+def test_a_run_records_the_precision_auto_chose(small_tree, tmp_path):
+    config = TrainConfig(data=str(small_tree), out=str(tmp_path / "run"), arch="tiny", epochs=1, batch_size=32,
+                         warmup_epochs=0, precision="auto", limit=14)
+    train(config, verbose=0)
+    info = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert info["config"]["precision"] == "auto"
+    assert info["precision"] == resolve_precision("auto", info["device"]["gpus"], machine_info().flags)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+
+
+def test_an_unknown_precision_is_refused_before_any_data_is_read(tmp_path):
+    config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), precision="float16")
+    with pytest.raises(ValueError, match="precision must be one of auto, mixed_bfloat16, float32, got 'float16'"):
         train(config, verbose=0)

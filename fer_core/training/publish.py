@@ -124,7 +124,7 @@ def training_summary(run_dir: Path) -> dict:
     return {
         "command": info.get("command"),
         "architecture": info["config"]["arch"],
-        "precision": info["config"]["precision"],
+        "precision": info.get("precision", info["config"]["precision"]),
         "epochs_run": len(history),
         "best_epoch": int(best.get("epoch", -1)) + 1,
         "seconds_per_epoch_median": float(np.median(seconds)) if seconds else None,

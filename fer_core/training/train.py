@@ -23,6 +23,7 @@ import numpy as np
 
 from fer_core.data import FaceData, load_dataset
 from fer_core.labels import LabelScheme, get_scheme
+from fer_core.training.architectures import MAX_CROP
 
 if TYPE_CHECKING:
     import keras
@@ -33,8 +34,10 @@ BACKUP = "backup"
 TRAINING_JSON = "training.json"
 AUGMENTATIONS = ("one_pass", "three_pass")
 OPTIMIZERS = ("adamw", "sgd")
-PRECISIONS = ("mixed_bfloat16", "float32")
-MAX_CROP = 8  # pixels per side: the net sees at least the central 32×32 of a 48×48 face
+PRECISIONS = ("auto", "mixed_bfloat16", "float32")
+# CPU flags of native bfloat16 arithmetic; without them oneDNN emulates bf16 and training is ~10× slower
+# than in float32 (benchmarks/bench_training.py on an AVX2-only CPU).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @dataclass
@@ -62,7 +65,7 @@ class TrainConfig:
     crop: int = 0
     optimizer: str = "adamw"  # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
     patience: int = 15
-    precision: str = "mixed_bfloat16"
+    precision: str = "auto"  # mixed_bfloat16 where the device computes bf16 natively, else float32
     augment: bool = True
     limit: int | None = None  # at most this many faces per split (quick runs and tests)
     # Knowledge distillation: a published model (e.g. the ensemble) whose softened probabilities on
@@ -376,6 +379,17 @@ def training_device() -> dict:
     return {"gpus": gpus, "cpu": f"{cpu.cpu}, {cpu.cores} cores, flags: {' '.join(cpu.flags) or 'no AVX2'}"}
 
 
+def resolve_precision(precision: str, gpus: list[str], cpu_flags: tuple[str, ...]) -> str:
+    """The Keras policy a run trains with: ``auto`` is ``mixed_bfloat16`` on a GPU or on a CPU with
+    native bf16 units (:data:`BF16_CPU_FLAGS`), ``float32`` elsewhere; other names are kept."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    native_bf16 = bool(gpus) or any(flag in cpu_flags for flag in BF16_CPU_FLAGS)
+    return "mixed_bfloat16" if native_bf16 else "float32"
+
+
 def run_is_complete(out: str | os.PathLike) -> bool:
     path = Path(out) / TRAINING_JSON
     return path.is_file() and bool(json.loads(path.read_text()).get("completed"))
@@ -411,6 +425,7 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     """
     import keras
 
+    from fer_core.inference.speed import machine_info
     from fer_core.training.architectures import build_model
 
     out = Path(config.out)
@@ -421,9 +436,11 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
                          f"and {config.teacher_temperature:g}")
     if not 0 <= config.crop <= MAX_CROP:
         raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
+    device = training_device()
+    precision = resolve_precision(config.precision, device["gpus"], machine_info().flags)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
+    keras.mixed_precision.set_global_policy(precision)
     scheme = get_scheme(config.scheme)
 
     data = load_dataset(config.data, skip_bad_rows=True).data
@@ -458,7 +475,7 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
 
     history = keep_history_before(out, backed_up_epochs(out))
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
-    _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params())
+    _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params(), device, precision)
     # The history row and the best model are written before the backup: a run stopped between the
     # two redoes that epoch, and keep_history_before drops its earlier row, so no epoch is lost or
     # counted twice.
@@ -487,7 +504,7 @@ def _mark_complete(out: Path) -> None:
 
 
 def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_train: int, n_val: int,
-                         n_params: int) -> None:
+                         n_params: int, device: dict, precision: str) -> None:
     info = {
         "config": asdict(config),
         "command": " ".join(shlex.quote(a) for a in config.command) or None,
@@ -495,7 +512,8 @@ def _write_training_json(out: Path, config: TrainConfig, scheme: LabelScheme, n_
         "n_train": n_train,
         "n_validation": n_val,
         "parameters": n_params,
-        "device": training_device(),
+        "device": device,
+        "precision": precision,
         "python": sys.version.split()[0],
     }
     (out / TRAINING_JSON).write_text(json.dumps(info, indent=2))
