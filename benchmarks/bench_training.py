@@ -47,7 +47,12 @@ def main() -> None:
     if args.precision:
         print(measure(args.arch, args.precision, args.batches, args.batch_size))
         return
-    print(f"{args.arch}, batch {args.batch_size}, {args.batches} batches, {os.cpu_count()} CPUs")
+    from fer_core.inference.speed import machine_info
+    from fer_core.training.train import resolve_precision
+
+    machine = machine_info()
+    print(f"{args.arch}, batch {args.batch_size}, {args.batches} batches; {machine.describe()}")
+    print(f"train --precision auto picks {resolve_precision('auto', [], machine.flags)} on this CPU (without a GPU)")
     for precision in ("float32", "mixed_bfloat16"):
         # A fresh process per policy: the global policy and oneDNN kernels do not leak between runs.
         out = subprocess.run([sys.executable, __file__, "--arch", args.arch, "--batches", str(args.batches),
@@ -55,6 +60,7 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         rate = float(out.stdout.strip().splitlines()[-1])
         print(f"{precision:>15}: {rate:7.0f} images/s  ({TRAIN_FACES / rate:5.0f} s per FER2013 epoch)")
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in machine_info().load)}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ re-runnable (timings are not checked here: they belong to the benchmark's own ou
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,3 +64,12 @@ def test_compare_models_runs_on_the_validation_faces(monkeypatch, tiny_model_pat
     out = capsys.readouterr().out
     assert "3589 PublicTest faces" in out
     assert out.count("only A right 0, only B right 0; exact McNemar p = 1.000") == 2
+
+
+def test_bench_training_prints_both_precisions_beside_the_cpu_and_the_auto_choice():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), "--arch", "tiny",
+                          "--batches", "1", "--batch-size", "8"], capture_output=True, text=True, check=True,
+                         cwd=ROOT, timeout=600).stdout
+    assert "flags:" in out and "load average" in out
+    assert "train --precision auto picks" in out
+    assert "float32:" in out and "mixed_bfloat16:" in out
