@@ -25,7 +25,7 @@ from fer_core.training.architectures import (
 )
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import evaluate_faces, expected_calibration_error
-from fer_core.training.publish import publish
+from fer_core.training.publish import publish, training_summary
 from fer_core.training.train import TrainConfig, read_history, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -436,6 +436,7 @@ def test_a_run_records_the_precision_auto_chose(small_tree, tmp_path):
     info = json.loads((tmp_path / "run" / "training.json").read_text())
     assert info["config"]["precision"] == "auto"
     assert info["precision"] == resolve_precision("auto", info["device"]["gpus"], machine_info().flags)
+    assert training_summary(tmp_path / "run")["precision"] == info["precision"]  # what publish puts in the card
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
 
 
