@@ -28,6 +28,8 @@ from fer_core.training.architectures import MAX_CROP
 if TYPE_CHECKING:
     import keras
 
+    from fer_core.inference.speed import MachineInfo
+
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
 BACKUP = "backup"
@@ -367,15 +369,12 @@ def distribution_strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def training_device() -> dict:
+def training_device(cpu: MachineInfo) -> dict:
     """What the run trains on, for its card: the GPUs TensorFlow uses (by name) and the CPU."""
     import tensorflow as tf
 
-    from fer_core.inference.speed import machine_info
-
     gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
             for gpu in tf.config.list_physical_devices("GPU")]
-    cpu = machine_info()
     return {"gpus": gpus, "cpu": f"{cpu.cpu}, {cpu.cores} cores, flags: {' '.join(cpu.flags) or 'no AVX2'}"}
 
 
@@ -436,8 +435,9 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
                          f"and {config.teacher_temperature:g}")
     if not 0 <= config.crop <= MAX_CROP:
         raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
-    device = training_device()
-    precision = resolve_precision(config.precision, device["gpus"], machine_info().flags)
+    cpu = machine_info()
+    device = training_device(cpu)
+    precision = resolve_precision(config.precision, device["gpus"], cpu.flags)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(precision)
