@@ -35,7 +35,7 @@ from fer_core.inference.detect import (
 from fer_core.inference.draw import annotate
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.inference.speed import machine_info
+from fer_core.inference.speed import machine_info, matmul_gflops, model_flops
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
@@ -155,6 +155,16 @@ def sweep_detector(repeats: int) -> None:
               f"  {t:6.2f} ms  {len(detector.detect(frame))} face(s)")
 
 
+def print_arithmetic_ceiling(recognizer: EmotionRecognizer) -> None:
+    """The model's arithmetic per face against this CPU's float32 matrix-product rate: the faces/s a
+    path would reach computing at that rate. A path near it can only get faster by doing less work
+    (int8 helps only where the CPU multiplies int8 faster than float32)."""
+    flops = model_flops(recognizer.model)
+    gflops = matmul_gflops()
+    print(f"arithmetic: {flops / 1e6:.0f} MFLOP per face; this CPU's float32 matrix product {gflops:.0f} GFLOP/s"
+          f" → {gflops * 1e9 / flops:.0f} faces/s at that rate")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
@@ -165,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     recognizers = recognizers_to_compare(args.model or default_model_path())
     print(f"model {recognizers['keras'].model_path}; {machine_info().describe()}")
     print("paths: " + "; ".join(f"{name} = {r.backend}" for name, r in recognizers.items()))
+    print_arithmetic_ceiling(recognizers["keras"])
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     bench_batches(recognizers, faces, args.repeats)
     bench_single(recognizers, faces, args.repeats)

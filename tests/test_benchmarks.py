@@ -73,3 +73,12 @@ def test_bench_training_prints_both_precisions_beside_the_cpu_and_the_auto_choic
     assert "flags:" in out and "load average" in out
     assert "train --precision auto picks" in out
     assert "float32:" in out and "mixed_bfloat16:" in out
+
+
+def test_bench_inference_prints_the_models_arithmetic_beside_the_cpus_rate(monkeypatch, tiny_recognizer, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_inference
+
+    bench_inference.print_arithmetic_ceiling(tiny_recognizer)
+    out = capsys.readouterr().out
+    assert "MFLOP per face" in out and "GFLOP/s" in out and "faces/s at that rate" in out

@@ -28,27 +28,72 @@ class MachineInfo:
     cores: int
     flags: tuple[str, ...]
     load: tuple[float, float, float]
+    # /proc/cpuinfo's "cpu family" and "model": virtual machines often name their CPU only "AMD EPYC",
+    # and two such CPUs of different generations can differ several-fold in speed (family 23 model 1 is
+    # a first-generation EPYC, whose AVX2 units are half as wide as later ones').
+    family_model: str = ""
 
     def describe(self) -> str:
         flags = " ".join(self.flags) or "no AVX2"
         load = " ".join(f"{v:.2f}" for v in self.load)
-        return f"{self.cpu}, {self.cores} cores, flags: {flags}; load average {load}"
+        cpu = f"{self.cpu} ({self.family_model})" if self.family_model else self.cpu
+        return f"{cpu}, {self.cores} cores, flags: {flags}; load average {load}"
 
 
 def machine_info() -> MachineInfo:
     """CPU model, logical cores, the vector-unit flags that decide inference speed, load average."""
-    cpu, flags = platform.processor() or platform.machine(), set()
+    cpu, flags, fields = platform.processor() or platform.machine(), set(), {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and cpu in ("", platform.processor() or platform.machine()):
+            key = key.strip()
+            if key == "model name" and cpu in ("", platform.processor() or platform.machine()):
                 cpu = value.strip()
-            elif key.strip() == "flags":
+            elif key in ("cpu family", "model"):
+                fields.setdefault(key, value.strip())
+            elif key == "flags":
                 flags = set(value.split())
                 break
+    family_model = (f"family {fields['cpu family']} model {fields['model']}"
+                    if {"cpu family", "model"} <= fields.keys() else "")
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return MachineInfo(cpu, os.cpu_count() or 1, tuple(f for f in VECTOR_FLAGS if f in flags), tuple(load))
+    return MachineInfo(cpu, os.cpu_count() or 1, tuple(f for f in VECTOR_FLAGS if f in flags), tuple(load),
+                       family_model)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """This CPU's float32 throughput in a large matrix product (NumPy's BLAS, all cores), GFLOP/s:
+    about the most a convolution's arithmetic can reach here, so a model's speed can be read as a
+    share of it."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+def model_flops(model) -> int:
+    """Multiply-adds × 2 of one face through a Keras model's convolutions and dense layers (the
+    rest is negligible), nested models included."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += model_flops(layer)
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            _, height, width, channels_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            channels_in = layer.input.shape[-1]
+            per_output = kh * kw * (1 if isinstance(layer, keras.layers.DepthwiseConv2D) else channels_in)
+            total += 2 * height * width * channels_out * per_output
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total
 
 
 def faces_per_second(recognizer: EmotionRecognizer, batch: int = 256, repeats: int = 5,
