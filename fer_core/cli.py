@@ -21,9 +21,10 @@ def import_tensorflow_quietly() -> None:
     TensorFlow's native start-up lines ("All log messages before absl::InitializeLog()…", "Could not
     find cuda drivers…", the oneDNN notice) are written straight to fd 2 before its logging is set up,
     so neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's ``sys.stderr`` can hold them back. Only the import
-    is muted: every later message, ours or TensorFlow's, reaches the terminal. ``--verbose`` skips this.
+    is muted: every later message, ours or TensorFlow's, reaches the terminal. ``--verbose`` skips this,
+    and so does another Keras backend (``KERAS_BACKEND=jax train`` on a machine without TensorFlow).
     """
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -402,8 +403,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fer_core.training.architectures import ARCHITECTURES
+    from fer_core.training.augment import AUGMENTATIONS
     from fer_core.training.publish import BLUR_CANDIDATES
-    from fer_core.training.train import AUGMENTATIONS, OPTIMIZERS, PRECISIONS, TrainConfig
+    from fer_core.training.train import OPTIMIZERS, PRECISIONS, TrainConfig
 
     verbose_help = "show TensorFlow's start-up messages and the traceback of each failed input"
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)

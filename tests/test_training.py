@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -238,11 +239,11 @@ def test_augmentation_keeps_faces_intact_under_bf16(small_tree, recipe):
 
 def test_one_pass_affine_leaves_kept_faces_on_the_pixel_grid():
     """Faces drawn as "unresampled" come out exactly as they went in (or mirrored): no blur at all."""
-    from fer_core.training.train import AffineRanges, one_pass_augment
+    from fer_core.training.augment import AffineRanges, one_pass_augment
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
-    out = np.asarray(one_pass_augment(x, AffineRanges(keep_unresampled=1.0)))
+    out = np.asarray(one_pass_augment(x, keras.random.SeedGenerator(0), AffineRanges(keep_unresampled=1.0)))
     # Brightness and contrast are affine in the pixel values: undo them by least squares per face.
     for face, aug in zip(x, out):
         candidates = [face, face[:, ::-1]]
@@ -257,24 +258,23 @@ def test_one_pass_affine_leaves_kept_faces_on_the_pixel_grid():
 
 def test_one_pass_affine_moves_the_other_faces_once():
     """With no face kept, a pure shift of the centre dot moves it; rotation/zoom keep it near the centre."""
-    import tensorflow as tf
+    from fer_core.training.augment import AffineRanges, affine_transforms
 
-    from fer_core.training.train import AffineRanges, affine_transforms
-
-    tf.random.set_seed(3)
-    t = affine_transforms(256, 48, AffineRanges(rotation_degrees=0, zoom=0, shift=0.1, keep_unresampled=0.0)).numpy()
+    seed = keras.random.SeedGenerator(3)
+    t = np.asarray(affine_transforms(256, 48, AffineRanges(rotation_degrees=0, zoom=0, shift=0.1, keep_unresampled=0.0),
+                                     seed))
     np.testing.assert_allclose(t[:, [0, 1, 3, 4]], np.tile([1, 0, 0, 1], (256, 1)), atol=1e-6)
     assert np.abs(t[:, [2, 5]]).max() <= 4.8 + 1e-4 and np.abs(t[:, [2, 5]]).mean() > 1
-    kept = affine_transforms(256, 48, AffineRanges(keep_unresampled=0.25)).numpy()
+    kept = np.asarray(affine_transforms(256, 48, AffineRanges(keep_unresampled=0.25), seed))
     identity = np.all(kept == [1, 0, 0, 0, 1, 0, 0, 0], axis=1)
     assert 0.1 < identity.mean() < 0.4
 
 
 def test_random_erasing_replaces_one_rectangle():
-    from fer_core.training.train import random_erasing
+    from fer_core.training.augment import random_erasing
 
     x = np.full((200, 48, 48, 1), 128.0, np.float32)
-    out = np.asarray(random_erasing(x, probability=0.5))
+    out = np.asarray(random_erasing(x, 0.5, keras.random.SeedGenerator(0)))
     changed = (out != 128.0).reshape(200, -1)
     erased = changed.any(1)
     assert 0.3 < erased.mean() < 0.7
@@ -444,3 +444,64 @@ def test_an_unknown_precision_is_refused_before_any_data_is_read(tmp_path):
     config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), precision="float16")
     with pytest.raises(ValueError, match="precision must be one of auto, mixed_bfloat16, float32, got 'float16'"):
         train(config, verbose=0)
+
+
+# Any import of TensorFlow fails as if it were not installed (a None in sys.modules would not do:
+# Keras reads the presence of the name there as "TensorFlow is loaded").
+NO_TENSORFLOW = """
+import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+def _without_tensorflow(code: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child Python on Keras' JAX backend with TensorFlow made unimportable: what the
+    lent GPU machines have (JAX, no TensorFlow)."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    guarded = NO_TENSORFLOW + code
+    return subprocess.run([sys.executable, "-c", guarded, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.parametrize("recipe", ["one_pass", "three_pass"])
+def test_augmentation_runs_on_jax_without_tensorflow(recipe):
+    """Every recipe is written in keras.ops: under JAX it augments (new draws each call, pixels kept in
+    0–255) and is the identity outside training."""
+    code = f"""
+import numpy as np
+from fer_core.training.augment import augmentation_layer
+faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
+layer = augmentation_layer({recipe!r}, erasing=0.5, crop=2, seed=0)
+first, second = (np.asarray(layer(faces, training=True)) for _ in range(2))
+assert first.shape == faces.shape and first.min() >= 0 and first.max() <= 255
+assert not np.array_equal(first, faces) and not np.array_equal(first, second)
+assert np.array_equal(np.asarray(layer(faces, training=False)), faces)
+print("ok")
+"""
+    result = _without_tensorflow(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_train_runs_unchanged_on_jax_without_tensorflow(small_tree, tmp_path):
+    """The same ``train`` command on the JAX backend: augmentation moves into the training step, the
+    run records its backend, and ``best.keras`` is the network alone, which TensorFlow's Keras loads
+    with ``safe_mode``."""
+    out = tmp_path / "jax_run"
+    code = "from fer_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = _without_tensorflow(code, "train", "--data", str(small_tree), "--out", str(out), "--arch", "tiny",
+                                 "--epochs", "2", "--batch-size", "32", "--erasing", "0.5", "--crop", "2",
+                                 "--class-weights", cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((out / "training.json").read_text())
+    assert info["device"]["backend"] == "jax" and info["device"]["gpus"] == [] and info["completed"]
+    assert info["precision"] == resolve_precision("auto", [], machine_info().flags)
+    assert [row["epoch"] for row in read_history(out)] == [0, 1]
+    model = keras.models.load_model(out / "best.keras", safe_mode=True)
+    assert model.input.shape[1:] == (48, 48, 1)
+    assert not any(layer.name.startswith("augment") for layer in model.layers)
+    assert model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0).shape == (2, 7)

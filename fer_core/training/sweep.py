@@ -26,8 +26,8 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fer_core.training.augment import AUGMENTATIONS
 from fer_core.training.train import (
-    AUGMENTATIONS,
     OPTIMIZERS,
     PRECISIONS,
     TrainConfig,

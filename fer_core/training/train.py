@@ -8,6 +8,7 @@ and an interrupted run resumes at the epoch it stopped).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -24,6 +25,7 @@ import numpy as np
 from fer_core.data import FaceData, load_dataset
 from fer_core.labels import LabelScheme, get_scheme
 from fer_core.training.architectures import MAX_CROP
+from fer_core.training.augment import AffineRanges, augmentation_layer
 
 if TYPE_CHECKING:
     import keras
@@ -34,7 +36,6 @@ BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
 BACKUP = "backup"
 TRAINING_JSON = "training.json"
-AUGMENTATIONS = ("one_pass", "three_pass")
 OPTIMIZERS = ("adamw", "sgd")
 PRECISIONS = ("auto", "mixed_bfloat16", "float32")
 # CPU flags of native bfloat16 arithmetic; without them oneDNN emulates bf16 and training is ~10× slower
@@ -99,148 +100,10 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return (len(y) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
-def augmentation_layers() -> keras.Sequential:
-    """The "three_pass" recipe: flip, rotation, zoom, shift, brightness and contrast as Keras layers.
-
-    Rotation, zoom and shift each resample the face bilinearly, so every training face is softened
-    three times (the reason ``publish`` puts an input blur in front of models trained this way).
-    The layers are pinned to float32: under the global ``mixed_bfloat16`` policy they would compute
-    in bfloat16, which wrecks the images (most pixels come out black).
-    """
-    import keras
-    from keras import layers
-
-    f32 = {"dtype": "float32"}
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", **f32),
-            layers.RandomRotation(0.04, fill_mode="reflect", **f32),  # ±14°
-            layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", **f32),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **f32),
-            layers.RandomBrightness(0.2, value_range=(0, 255), **f32),
-            layers.RandomContrast(0.3, value_range=(0, 255), **f32),
-        ],
-        name="augment",
-    )
-
-
-@dataclass(frozen=True)
-class AffineRanges:
-    """Ranges of the one-pass geometric augmentation (uniform draws)."""
-
-    rotation_degrees: float = 12.0
-    zoom: float = 0.15  # scale in [1 - zoom, 1 + zoom]
-    shift: float = 0.1  # fraction of the side, both axes
-    keep_unresampled: float = 0.25  # share of faces only flipped: exactly on the pixel grid
-
-
-def affine_transforms(batch: int, size: int, ranges: AffineRanges):
-    """Per-face projective transforms (``(batch, 8)``, output → input coordinates) for TF's
-    ``ImageProjectiveTransformV3``: rotation, zoom and shift about the centre, composed into one
-    matrix; the identity for the ``keep_unresampled`` share."""
-    import tensorflow as tf
-
-    angle = tf.random.uniform([batch], -1.0, 1.0) * np.deg2rad(ranges.rotation_degrees)
-    scale = 1.0 + tf.random.uniform([batch], -ranges.zoom, ranges.zoom)
-    shift = tf.random.uniform([batch, 2], -ranges.shift, ranges.shift) * size
-    keep = tf.random.uniform([batch]) < ranges.keep_unresampled
-    # Inverse map: input = R(-angle) / scale · (output - centre - shift) + centre.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    c = (size - 1) / 2.0
-    ox, oy = c + shift[:, 0], c + shift[:, 1]
-    a0, a1 = cos, sin
-    b0, b1 = -sin, cos
-    a2 = c - a0 * ox - a1 * oy
-    b2 = c - b0 * ox - b1 * oy
-    zeros = tf.zeros([batch])
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    identity = tf.constant([1, 0, 0, 0, 1, 0, 0, 0], tf.float32)
-    return tf.where(keep[:, None], identity[None, :], transforms)
-
-
-def random_erasing(images, probability: float, area=(0.02, 0.2), aspect=(0.3, 3.3)):
-    """Random erasing (Zhong et al. 2017): with ``probability`` one rectangle of a face becomes
-    uniform noise, so the net cannot rely on any single part of the face."""
-    import tensorflow as tf
-
-    shape = tf.shape(images)
-    batch, h, w = shape[0], shape[1], shape[2]
-    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    target = tf.random.uniform([batch], *area) * hf * wf
-    log_ratio = tf.random.uniform([batch], np.log(aspect[0]), np.log(aspect[1]))
-    ratio = tf.exp(log_ratio)
-    eh = tf.minimum(tf.sqrt(target * ratio), hf)
-    ew = tf.minimum(tf.sqrt(target / ratio), wf)
-    y0 = tf.random.uniform([batch]) * (hf - eh)
-    x0 = tf.random.uniform([batch]) * (wf - ew)
-    rows = tf.range(hf)[None, :, None]
-    cols = tf.range(wf)[None, None, :]
-    inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
-              & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
-    chosen = tf.random.uniform([batch]) < probability
-    mask = (inside & chosen[:, None, None])[..., None]
-    noise = tf.random.uniform(tf.shape(images), 0.0, 255.0)
-    return tf.where(mask, noise, images)
-
-
-def one_pass_augment(images, ranges: AffineRanges = AffineRanges(), erasing: float = 0.0):
-    """Flip, one resampling for rotation + zoom + shift, brightness/contrast, optional erasing.
-
-    Why one pass: the "three_pass" layers resample each face three times, and the net learns on
-    softened faces while it is shown sharp ones at inference. Here each face is resampled at most
-    once, and ``keep_unresampled`` of them not at all, so sharp faces are part of training.
-    """
-    import tensorflow as tf
-
-    images = tf.cast(images, tf.float32)
-    batch, size = tf.shape(images)[0], images.shape[1]
-    flip = tf.random.uniform([batch]) < 0.5
-    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    images = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=affine_transforms(batch, size, ranges),
-        output_shape=tf.shape(images)[1:3], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
-    brightness = tf.random.uniform([batch, 1, 1, 1], -0.2, 0.2) * 255.0
-    contrast = tf.random.uniform([batch, 1, 1, 1], 0.7, 1.3)
-    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    images = tf.clip_by_value((images - mean) * contrast + mean + brightness, 0.0, 255.0)
-    if erasing > 0:
-        images = random_erasing(images, erasing)
-    return images
-
-
-def random_crop_shift(images, crop: int):
-    """Each face shifted by whole pixels, up to ``crop`` along each axis (uniform draws): the model's
-    centre crop of the shifted face is a random crop of the face. Whole-pixel shifts move pixels
-    without resampling them; what enters at the border lies outside the crop."""
-    import tensorflow as tf
-
-    batch = tf.shape(images)[0]
-    shift = tf.cast(tf.random.uniform([batch, 2], -crop, crop + 1, dtype=tf.int32), tf.float32)
-    ones, zeros = tf.ones([batch]), tf.zeros([batch])
-    # Output → input coordinates: input = output - shift.
-    transforms = tf.stack([ones, zeros, -shift[:, 0], zeros, ones, -shift[:, 1], zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
-        interpolation="NEAREST", fill_mode="REFLECT")
-
-
-def augmenter(config: TrainConfig):
-    """The batch augmentation function of a run's recipe (then random crops where ``crop`` > 0)."""
-    if config.augmentation == "three_pass":
-        layers = augmentation_layers()
-
-        def recipe(images):
-            return layers(images, training=True)
-    elif config.augmentation == "one_pass":
-        ranges = AffineRanges(keep_unresampled=config.keep_unresampled)
-
-        def recipe(images):
-            return one_pass_augment(images, ranges, config.erasing)
-    else:
-        raise ValueError(f"unknown augmentation {config.augmentation!r}; choose {' or '.join(AUGMENTATIONS)}")
-    if config.crop == 0:
-        return recipe
-    return lambda images: random_crop_shift(recipe(images), config.crop)
+def augmenter(config: TrainConfig) -> keras.layers.Layer:
+    """The run's augmentation layer: its recipe, then random crops where ``crop`` > 0."""
+    return augmentation_layer(config.augmentation, AffineRanges(keep_unresampled=config.keep_unresampled),
+                              config.erasing, config.crop, seed=config.seed)
 
 
 def teacher_targets(config: TrainConfig, faces: np.ndarray, scheme: LabelScheme) -> np.ndarray:
@@ -257,32 +120,63 @@ def teacher_targets(config: TrainConfig, faces: np.ndarray, scheme: LabelScheme)
     return apply_temperature(probs, config.teacher_temperature).astype(np.float32)
 
 
+def mixed_targets(y: np.ndarray, n_classes: int, soft_targets: np.ndarray | None = None,
+                  soft_weight: float = 0.0) -> np.ndarray:
+    """Float32 targets ``(N, n_classes)``: the one-hot label, or with ``soft_targets`` (a teacher's
+    probabilities per face) ``(1 - soft_weight) · one-hot + soft_weight · soft``: cross-entropy on
+    that mix is distillation at the teacher's temperature."""
+    one_hot = np.eye(n_classes, dtype=np.float32)[y]
+    if soft_targets is None:
+        return one_hot
+    return ((1.0 - soft_weight) * one_hot + soft_weight * soft_targets).astype(np.float32)
+
+
 def make_dataset(x, y, n_classes: int, batch_size: int, training: bool, augment=None,
                  class_weights: np.ndarray | None = None, seed: int = 1,
                  soft_targets: np.ndarray | None = None, soft_weight: float = 0.0):
-    """``tf.data`` pipeline of ``(face, target[, sample weight])`` batches; ``augment`` is a batch
-    function (see :func:`augmenter`) applied to training batches. The target is the one-hot label,
-    or with ``soft_targets`` (a teacher's probabilities per face) ``(1 - soft_weight) · one-hot +
-    soft_weight · soft``: cross-entropy on that mix is distillation at the teacher's temperature."""
+    """``tf.data`` pipeline of ``(face, target[, sample weight])`` batches (targets: :func:`mixed_targets`);
+    ``augment`` (see :func:`augmenter`) is applied to training batches in the pipeline's threads."""
     import tensorflow as tf
 
-    if soft_targets is None:
-        soft_targets, soft_weight = np.zeros((len(x), n_classes), np.float32), 0.0
-    ds = tf.data.Dataset.from_tensor_slices((x, y, soft_targets))
+    columns = (x, mixed_targets(y, n_classes, soft_targets, soft_weight))
+    if class_weights is not None:
+        columns += (class_weights[y],)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if training and augment is not None:
-        ds = ds.map(lambda a, b, s: (augment(a), b, s), num_parallel_calls=tf.data.AUTOTUNE)
-    weights = None if class_weights is None else tf.constant(class_weights)
+        ds = ds.map(lambda a, *rest: (augment(a, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
-    def to_targets(a, b, s):
-        target = (1.0 - soft_weight) * tf.one_hot(b, n_classes) + soft_weight * s
-        if weights is None:
-            return a, target
-        return a, target, tf.gather(weights, b)
 
-    return ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+def face_batches(x, y, n_classes: int, batch_size: int, training: bool, class_weights: np.ndarray | None = None,
+                 seed: int = 1, soft_targets: np.ndarray | None = None, soft_weight: float = 0.0):
+    """The same batches as :func:`make_dataset` as a ``keras.utils.PyDataset``, for backends without
+    TensorFlow (JAX on the lent GPU machines), reshuffled every epoch; augmentation then runs in the model."""
+    import keras
+
+    targets = mixed_targets(y, n_classes, soft_targets, soft_weight)
+    weights = None if class_weights is None else class_weights[y]
+
+    class FaceBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x)) if training else np.arange(len(x))
+
+        def __len__(self):
+            return int(np.ceil(len(x) / batch_size))
+
+        def __getitem__(self, index):
+            rows = self.order[index * batch_size : (index + 1) * batch_size]
+            return (x[rows], targets[rows]) if weights is None else (x[rows], targets[rows], weights[rows])
+
+        def on_epoch_end(self):
+            if training:
+                self.order = self.rng.permutation(len(x))
+
+    return FaceBatches()
 
 
 def _epoch_stats_callback():
@@ -302,11 +196,12 @@ def _epoch_stats_callback():
     return EpochStats()
 
 
-def _atomic_best_checkpoint(path: Path, best_so_far: float):
+def _atomic_best_checkpoint(path: Path, best_so_far: float, network: keras.Model):
     import keras
 
     class AtomicBestCheckpoint(keras.callbacks.Callback):
-        """Saves the model when ``val_accuracy`` improves: to a temp file, then ``os.replace``."""
+        """Saves ``network`` (the model being fitted, less any augmentation in front of it) when
+        ``val_accuracy`` improves: to a temp file, then ``os.replace``."""
 
         def __init__(self):
             super().__init__()
@@ -318,7 +213,7 @@ def _atomic_best_checkpoint(path: Path, best_so_far: float):
                 return
             self.best = float(score)
             tmp = path.with_name(f".{path.stem}.tmp.keras")
-            self.model.save(tmp)
+            network.save(tmp)
             os.replace(tmp, path)
 
     return AtomicBestCheckpoint()
@@ -362,20 +257,33 @@ def keep_history_before(out: str | os.PathLike, epochs: int) -> list[dict[str, f
 
 
 def distribution_strategy():
-    """MirroredStrategy over several GPUs, else the default strategy (one device)."""
+    """MirroredStrategy over several GPUs under TensorFlow, else the default strategy (one device)."""
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def training_device(cpu: MachineInfo) -> dict:
-    """What the run trains on, for its card: the GPUs TensorFlow uses (by name) and the CPU."""
+def backend_gpus() -> list[str]:
+    """Names of the GPUs Keras' backend (TensorFlow or JAX) computes on; empty on a CPU."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
     import tensorflow as tf
 
-    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+    return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
             for gpu in tf.config.list_physical_devices("GPU")]
-    return {"gpus": gpus, "cpu": f"{cpu.cpu}, {cpu.cores} cores, flags: {' '.join(cpu.flags) or 'no AVX2'}"}
+
+
+def training_device(cpu: MachineInfo) -> dict:
+    """What the run trains on, for its card: Keras' backend, the GPUs it uses (by name) and the CPU."""
+    import keras
+
+    return {"backend": keras.backend.backend(), "gpus": backend_gpus(),
+            "cpu": f"{cpu.cpu}, {cpu.cores} cores, flags: {' '.join(cpu.flags) or 'no AVX2'}"}
 
 
 def resolve_precision(precision: str, gpus: list[str], cpu_flags: tuple[str, ...]) -> str:
@@ -438,6 +346,9 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     cpu = machine_info()
     device = training_device(cpu)
     precision = resolve_precision(config.precision, device["gpus"], cpu.flags)
+    if config.teacher and device["backend"] != "tensorflow":
+        raise ValueError(f"--teacher classifies the training faces with the recognizer, which needs Keras' "
+                         f"TensorFlow backend; this run's is {device['backend']}")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(precision)
@@ -452,13 +363,24 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
     augment = augmenter(config) if config.augment else None
     soft = teacher_targets(config, x_train, scheme) if config.teacher else None
-    train_ds = make_dataset(x_train, y_train, scheme.n_classes, config.batch_size, True, augment, weights,
-                            seed=config.seed, soft_targets=soft, soft_weight=config.teacher_weight)
-    val_ds = make_dataset(x_val, y_val, scheme.n_classes, config.batch_size, False)
+    batches = {"n_classes": scheme.n_classes, "batch_size": config.batch_size}
+    if device["backend"] == "tensorflow":  # augmentation in tf.data's threads, beside the training step
+        train_ds = make_dataset(x_train, y_train, training=True, augment=augment, class_weights=weights,
+                                seed=config.seed, soft_targets=soft, soft_weight=config.teacher_weight, **batches)
+        val_ds = make_dataset(x_val, y_val, training=False, **batches)
+        scope = distribution_strategy().scope()
+    else:  # no TensorFlow: augmentation inside the training step, on the accelerator
+        train_ds = face_batches(x_train, y_train, training=True, class_weights=weights, seed=config.seed,
+                                soft_targets=soft, soft_weight=config.teacher_weight, **batches)
+        val_ds = face_batches(x_val, y_val, training=False, **batches)
+        scope = contextlib.nullcontext()
 
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
-    with distribution_strategy().scope():
-        model = build_model(config.arch, scheme.n_classes, config.crop)
+    with scope:
+        network = build_model(config.arch, scheme.n_classes, config.crop)
+        model = network
+        if augment is not None and device["backend"] != "tensorflow":
+            model = keras.Sequential([keras.Input(x_train.shape[1:]), augment, network], name="augmented")
         warmup = config.warmup_epochs * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 10,
@@ -475,13 +397,13 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
 
     history = keep_history_before(out, backed_up_epochs(out))
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
-    _write_training_json(out, config, scheme, len(x_train), len(x_val), model.count_params(), device, precision)
+    _write_training_json(out, config, scheme, len(x_train), len(x_val), network.count_params(), device, precision)
     # The history row and the best model are written before the backup: a run stopped between the
     # two redoes that epoch, and keep_history_before drops its earlier row, so no epoch is lost or
     # counted twice.
     callbacks = [
         _epoch_stats_callback(),
-        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far),
+        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far, network),
         keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
         keras.callbacks.BackupAndRestore(str(out / BACKUP)),
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
