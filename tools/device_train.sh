@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Train on a lent GPU machine: it has JAX but no TensorFlow or Keras, and nothing can be fetched there.
+# Runs the same `python -m fer_core train` command as on a CPU, on Keras' JAX backend, one process per
+# seed at once on the one GPU, and leaves one archive per run in $OUT (the device tool brings back at
+# most 8 files). What the call must carry, made here beforehand (README, "Training on a lent GPU"):
+#   .device/whl/           keras and the two packages it needs that the machine lacks (Python 3.12 wheels)
+#   .device/fer2013.tar.xz the FER2013 image folders (train/ and validation/)
+# Usage, as the device command:  bash tools/device_train.sh "SEED SEED ..." TRAIN_OPTION...
+# Locally (to try it): WHEELS= PYTHON=/path/to/python-with-jax OUT=/tmp/out bash tools/device_train.sh ...
+set -euo pipefail
+seeds=$1
+shift
+python=${PYTHON:-python3}
+carried=${CARRIED:-.device}
+wheels=${WHEELS-$carried/whl}
+out=${OUT:?set OUT to the folder the runs are left in}
+if [ -n "$wheels" ]; then
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$wheels"/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# Several trainings share the GPU: each takes memory as it needs it, not 75 % of it up front.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+data=${DATA:-/tmp/fer2013}
+if [ ! -d "$data" ]; then
+  tar -xJf "$carried/fer2013.tar.xz" -C /tmp  # the archive holds fer2013/train and fer2013/validation
+  data=/tmp/fer2013
+fi
+"$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
+pids=()
+for seed in $seeds; do
+  mkdir -p "runs/device_s$seed"
+  "$python" -m fer_core train --data "$data" --out "runs/device_s$seed" --seed "$seed" --progress 2 "$@" \
+    > "runs/device_s$seed/train.log" 2>&1 &
+  pids+=("$!")
+done
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed=1
+done
+for seed in $seeds; do
+  tail -n 3 "runs/device_s$seed/train.log"
+  tar -czf "$out/device_s$seed.tgz" --exclude backup -C runs "device_s$seed"
+done
+exit "$failed"
