@@ -1,4 +1,5 @@
-"""Training: a ``tf.data`` pipeline with augmentation and one ``fit`` with callbacks.
+"""Training: a ``tf.data`` pipeline with augmentation and one ``fit`` with callbacks (on Keras' JAX
+backend, where TensorFlow is missing: a ``PyDataset``, the augmentation inside the training step).
 
 An output folder holds everything a run makes: ``best.keras`` (best validation accuracy, written
 atomically), ``history.csv`` (one row per epoch, written as it goes), ``training.json`` (the command,
