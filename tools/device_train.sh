@@ -35,8 +35,8 @@ for seed in $seeds; do
   pids+=("$!")
 done
 failed=0
-for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || failed=1
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
 done
 for seed in $seeds; do
   tail -n 3 "runs/device_s$seed/train.log"
