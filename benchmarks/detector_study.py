@@ -1,6 +1,7 @@
-"""Haar against BlazeFace on the same scenes: faces found, false boxes, time per 640×480 frame.
+"""Haar against the CNN detectors (YuNet, BlazeFace) on the same scenes: faces found, false boxes,
+time per 640×480 frame.
 
-Both detectors run at their photo and their frame settings on exactly the same images:
+Every detector runs at their photo and their frame settings on exactly the same images:
 
 * pasted faces: validation faces enlarged to 64–256 px and pasted into 640×480 canvases, as in
   ``crop_study.py``; a face counts as found when a box overlaps it with IoU ≥ 0.3, every other box
@@ -13,8 +14,8 @@ Both detectors run at their photo and their frame settings on exactly the same i
   affects all alike.
 
 Targets (issue 12): ≥ 95 % of pasted faces found at each size, ≤ 0.05 false positives per frame,
-a frame faster than Haar's, and no face lost that Haar found. ``--candidates`` adds other BlazeFace
-settings (how the shipped ones were chosen) and the union of both detectors (Haar's boxes added
+a frame faster than Haar's, and no face lost that Haar found. ``--candidates`` adds other YuNet and
+BlazeFace settings (how the shipped ones were chosen) and the union of both detectors (Haar's boxes added
 where no BlazeFace box overlaps them), at the cost of both times. The union can still lose a face
 Haar found: where BlazeFace's box overlaps Haar's but frames the face too loosely or tightly to
 count as found, Haar's box is not added.
@@ -35,7 +36,7 @@ from bench_inference import detector_frame_ms
 from crop_study import CANVAS, FACE_SIDES, background, iou, paste
 
 from fer_core.data import load_dataset
-from fer_core.inference import blazeface
+from fer_core.inference import blazeface, yunet
 from fer_core.inference.detect import FRAME_SETTINGS, PHOTO_SETTINGS, Box, Detector, FaceDetector
 from fer_core.inference.speed import machine_info
 from fer_core.model_card import PROJECT_ROOT
@@ -48,10 +49,14 @@ MATCH_IOU = 0.3
 CANDIDATES = [blazeface.BlazeFaceSettings(max_sides=sides, min_face=min_face, min_score=score)
               for sides, min_face, score in (((320,), 48, 0.5), ((320,), 48, 0.6), ((384, 192), 48, 0.6),
                                              ((512, 256), 40, 0.5), ((640, 320), 40, 0.6))]
+YUNET_CANDIDATES = [yunet.YuNetSettings(max_side=side, min_face=min_face, min_score=score)
+                    for side, min_face, score in ((256, 48, 0.6), (320, 48, 0.5), (320, 48, 0.7), (480, 40, 0.6),
+                                                  (640, 40, 0.5), (640, 40, 0.7), (800, 40, 0.6))]
+CNN_DETECTORS = ("yunet", "blazeface")
 
 
 class UnionDetector:
-    """BlazeFace's boxes, plus each Haar box that overlaps none of them (IoU below ``overlap``)."""
+    """A CNN detector's boxes, plus each Haar box that overlaps none of them (IoU below ``overlap``)."""
 
     def __init__(self, first: Detector, second: Detector, overlap: float = 0.2):
         self.first, self.second, self.overlap = first, second, overlap
@@ -174,21 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=100, help="hard scenes (several tilted faces, uneven light)")
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--candidates", action="store_true", help="also measure other BlazeFace settings")
+    parser.add_argument("--candidates", action="store_true", help="also measure other YuNet and BlazeFace settings")
     args = parser.parse_args(argv)
 
     faces = sample_faces(args.per_class, args.data, args.seed)
     detectors: dict[str, Detector] = {
         "haar photo": FaceDetector(PHOTO_SETTINGS),
+        "yunet photo": yunet.YuNetDetector(yunet.PHOTO_SETTINGS),
         "blazeface photo": blazeface.BlazeFaceDetector(blazeface.PHOTO_SETTINGS),
         "haar frame": FaceDetector(FRAME_SETTINGS),
+        "yunet frame": yunet.YuNetDetector(yunet.FRAME_SETTINGS),
         "blazeface frame": blazeface.BlazeFaceDetector(blazeface.FRAME_SETTINGS),
     }
     if args.candidates:
+        detectors |= {f"yunet {s.max_side} min {s.min_face} score {s.min_score:g}": yunet.YuNetDetector(s)
+                      for s in YUNET_CANDIDATES}
         detectors |= {f"blazeface {s.max_sides} min {s.min_face} score {s.min_score:g}": blazeface.BlazeFaceDetector(s)
                       for s in CANDIDATES}
-        detectors |= {f"blazeface + haar {use}": UnionDetector(detectors[f"blazeface {use}"], detectors[f"haar {use}"])
-                      for use in ("photo", "frame")}
+        detectors |= {f"{cnn} + haar {use}": UnionDetector(detectors[f"{cnn} {use}"], detectors[f"haar {use}"])
+                      for cnn in CNN_DETECTORS for use in ("photo", "frame")}
     print(machine_info())
     print(f"{len(faces)} validation faces per size; {args.scenes} hard scenes of {FACES_PER_SCENE} faces")
     ms = dict(zip(detectors, detector_frame_ms(list(detectors.values()), args.repeats)))
@@ -207,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<34} {cells} {false:>9.3f} {ms[name]:>9.2f} | {hard_tallies[name].recall:>11.1%}"
               f" {hard_tallies[name].false_per_frame:>9.3f}")
 
-    print("\nhard-scene faces Haar found that BlazeFace lost (target 0), at the same use:")
+    print("\nhard-scene faces Haar found that a CNN detector lost (target 0), at the same use:")
     for name, tallied in hard_tallies.items():
         use = name.rsplit(" ", 1)[-1]
-        if not name.startswith("blazeface") or use not in ("photo", "frame"):
+        if not name.startswith(CNN_DETECTORS) or use not in ("photo", "frame"):
             continue
         haar, cnn = hard_tallies[f"haar {use}"].found_each, tallied.found_each
         lost = sum(h and not c for h, c in zip(haar, cnn))

@@ -345,8 +345,8 @@ def _add_detector_option(parser: argparse.ArgumentParser) -> None:
     from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES
 
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
-                        help=f"face detector: blazeface (a CNN: finds tilted, turned and unevenly lit faces) or "
-                             f"haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
+                        help=f"face detector: yunet or blazeface (CNNs: find tilted, turned and unevenly lit faces) "
+                             f"or haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

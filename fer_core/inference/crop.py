@@ -4,9 +4,9 @@ FER2013 faces are tightly framed 48×48 gray crops. A detected box is widened by
 side (a fraction of its side), squared, cut out and resized. OpenCV's frontal-face box lands
 almost exactly on FER2013's frame, which fits how the dataset was made (with OpenCV face detection),
 so the box is used as it is (margin 0). Another detector's boxes frame a face differently (BlazeFace's
-are tighter), so the margin depends on the detector. ``benchmarks/crop_study.py`` measures both the
-frame overlap and the accuracy per margin for each detector; the model card's ``face_crop`` records
-the margin per detector the model uses.
+are tighter, YuNet's taller than wide), so the margin depends on the detector.
+``benchmarks/crop_study.py`` measures both the frame overlap and the accuracy per margin for each
+detector; the model card's ``face_crop`` records the margin per detector the model uses.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fer_core.inference.detect import CASCADE_FILE, Box
 # faces by benchmarks/crop_study.py --detector NAME). FACE_MARGIN is the Haar cascade's, the only
 # one cards written before BlazeFace record.
 FACE_MARGIN = 0.0
-FACE_MARGINS = {"haar": FACE_MARGIN, "blazeface": 0.05}
+FACE_MARGINS = {"haar": FACE_MARGIN, "blazeface": 0.05, "yunet": -0.05}
 # Largest square built at full size when a crop reaches past the image (see _padded_square).
 MAX_PADDED_SIDE = 4096
 
@@ -33,12 +33,13 @@ def face_crop_card(margin: float = FACE_MARGIN, margins: dict[str, float] | None
     ``margins`` holds the margin per detector (default :data:`FACE_MARGINS`, with ``margin`` for
     Haar); ``margin`` and ``detector`` stay for readers of cards written before detectors were a choice.
     """
-    from fer_core.inference.blazeface import WEIGHTS_SOURCE
+    from fer_core.inference import blazeface, yunet
 
     margins = {**FACE_MARGINS, "haar": margin, **(margins or {})}
     return {"detector": f"OpenCV Haar cascade {CASCADE_FILE}", "margin": margins["haar"],
             "margins": margins,
-            "detectors": {"haar": f"OpenCV Haar cascade {CASCADE_FILE}", "blazeface": WEIGHTS_SOURCE},
+            "detectors": {"haar": f"OpenCV Haar cascade {CASCADE_FILE}", "blazeface": blazeface.WEIGHTS_SOURCE,
+                          "yunet": yunet.WEIGHTS_SOURCE},
             "shape": "square around the box centre, side × (1 + 2 × margin), edges repeated past the image",
             "size": [FACE_SIZE, FACE_SIZE], "chosen_by": "benchmarks/crop_study.py --detector NAME"}
 

