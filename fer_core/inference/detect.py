@@ -111,6 +111,17 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """BGR view of a gray, BGR or BGRA image (the CNN detectors take colour)."""
+    import cv2
+
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 def clip_box(box: Box, width: int, height: int) -> Box | None:
     """``box`` cut to the image; ``None`` when nothing of it is left inside."""
     x, y, w, h = box

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box
+from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box, to_bgr
 
 if TYPE_CHECKING:
     import cv2
@@ -88,17 +88,6 @@ def detector_pool(path: str, settings: YuNetSettings) -> ObjectPool:
     """The process's pool of detectors for a weight file and settings: a ``FaceDetectorYN`` holds its
     input size and buffers, so two threads must never run the same one."""
     return ObjectPool(lambda: load_detector(path, settings))
-
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    """BGR view of a gray, BGR or BGRA image (the net takes colour)."""
-    import cv2
-
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 class YuNetDetector:
