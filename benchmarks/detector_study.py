@@ -1,7 +1,7 @@
 """Haar against the CNN detectors (YuNet, BlazeFace) on the same scenes: faces found, false boxes,
 time per 640×480 frame.
 
-Every detector runs at their photo and their frame settings on exactly the same images:
+Every detector runs at its photo and its frame settings on exactly the same images:
 
 * pasted faces: validation faces enlarged to 64–256 px and pasted into 640×480 canvases, as in
   ``crop_study.py``; a face counts as found when a box overlaps it with IoU ≥ 0.3, every other box
@@ -15,10 +15,10 @@ Every detector runs at their photo and their frame settings on exactly the same 
 
 Targets (issue 12): ≥ 95 % of pasted faces found at each size, ≤ 0.05 false positives per frame,
 a frame faster than Haar's, and no face lost that Haar found. ``--candidates`` adds other YuNet and
-BlazeFace settings (how the shipped ones were chosen) and the union of both detectors (Haar's boxes added
-where no BlazeFace box overlaps them), at the cost of both times. The union can still lose a face
-Haar found: where BlazeFace's box overlaps Haar's but frames the face too loosely or tightly to
-count as found, Haar's box is not added.
+BlazeFace settings (how the shipped ones were chosen) and the union of each CNN detector with Haar
+(Haar's boxes added where no CNN box overlaps them), at the cost of both times. The union can still
+lose a face Haar found: where the CNN's box overlaps Haar's but frames the face too loosely or
+tightly to count as found, Haar's box is not added.
 
 Usage: ``python benchmarks/detector_study.py [--data ../shared/data/fer2013] [--per-class 30]
 [--scenes 100] [--candidates]``

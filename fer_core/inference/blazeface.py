@@ -20,7 +20,6 @@ the image is resized so that its longest side is ``max_side`` and the net's two 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box, to_bgr
+from fer_core.inference.detect import Box, DetectorError, ObjectPool, check_weights_file, clip_box, to_bgr
 
 if TYPE_CHECKING:
     import cv2
@@ -84,13 +83,8 @@ def weights_path() -> Path:
 
 def check_weights(path: Path) -> None:
     """Raise :class:`DetectorError` unless ``path`` holds exactly the weights this decoder was written for."""
-    if not path.is_file():
-        raise DetectorError(f"BlazeFace weights {path} not found; reinstall {WEIGHTS_PACKAGE} "
-                            "as pinned in requirements.txt (or choose the haar detector)")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise DetectorError(f"BlazeFace weights {path} have sha256 {digest}, expected {WEIGHTS_SHA256} "
-                            f"({WEIGHTS_SOURCE}); the file is corrupt or another model")
+    check_weights_file(path, WEIGHTS_SHA256, "BlazeFace", WEIGHTS_SOURCE,
+                       f"reinstall {WEIGHTS_PACKAGE} as pinned in requirements.txt")
 
 
 def load_net(path: str) -> cv2.dnn.Net:

@@ -13,6 +13,7 @@ Boxes are scaled back to the pixels of the image given.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 from collections.abc import Callable, Iterator
@@ -32,9 +33,10 @@ CASCADE_WINDOW = 24  # the default frontal-face cascade's window, in pixels
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 DETECTOR_NAMES = ("yunet", "blazeface", "haar")
-# Haar stays the default until BlazeFace meets every target of benchmarks/detector_study.py: it
-# finds far more faces than Haar, but not yet 95 % of them at every size, it loses a few faces Haar
-# finds in the hard scenes, and its frame is not clearly faster (README, "Face detectors").
+# Haar stays the default until a CNN detector meets every target of benchmarks/detector_study.py:
+# BlazeFace finds far more faces than Haar, but not yet 95 % of them at every size, it loses a few
+# faces Haar finds in the hard scenes, and its frame is not clearly faster; YuNet's frame is faster,
+# but it finds fewer small and tilted faces and loses more of Haar's (README, "Face detectors").
 DEFAULT_DETECTOR = "haar"
 Use = Literal["photo", "frame"]
 T = TypeVar("T")
@@ -120,6 +122,18 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+def check_weights_file(path: Path, sha256: str, what: str, source: str, reinstall: str) -> None:
+    """Raise :class:`DetectorError` unless ``path`` holds exactly the weights a CNN detector's
+    decoder was written for (``what``: the detector's name in messages; ``reinstall``: how to get
+    the file back)."""
+    if not path.is_file():
+        raise DetectorError(f"{what} weights {path} not found; {reinstall} (or choose the haar detector)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise DetectorError(f"{what} weights {path} have sha256 {digest}, expected {sha256} "
+                            f"({source}); the file is corrupt or another model")
 
 
 def clip_box(box: Box, width: int, height: int) -> Box | None:

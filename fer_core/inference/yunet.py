@@ -16,7 +16,6 @@ YuNet runs once on that copy, and boxes are scaled back to the image's pixels.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, clip_box, to_bgr
+from fer_core.inference.detect import Box, DetectorError, ObjectPool, check_weights_file, clip_box, to_bgr
 
 if TYPE_CHECKING:
     import cv2
@@ -60,12 +59,7 @@ FRAME_SETTINGS = YuNetSettings(max_side=320, min_face=48, min_score=0.6)
 
 def check_weights(path: Path) -> None:
     """Raise :class:`DetectorError` unless ``path`` holds exactly the YuNet weights shipped."""
-    if not path.is_file():
-        raise DetectorError(f"YuNet weights {path} not found; reinstall fer-dashboard (or choose the haar detector)")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != WEIGHTS_SHA256:
-        raise DetectorError(f"YuNet weights {path} have sha256 {digest}, expected {WEIGHTS_SHA256} "
-                            f"({WEIGHTS_SOURCE}); the file is corrupt or another model")
+    check_weights_file(path, WEIGHTS_SHA256, "YuNet", WEIGHTS_SOURCE, "reinstall fer-dashboard")
 
 
 def load_detector(path: str, settings: YuNetSettings) -> cv2.FaceDetectorYN:
