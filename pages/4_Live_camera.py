@@ -91,7 +91,8 @@ def show_frame_errors(count: int, last_error: str | None) -> None:
 
 def follow_stream(ctx, processor: LiveProcessor, session: LiveSession, area) -> None:
     """Poll the processor's queue until STOP (which reruns the script and so ends this loop)."""
-    metrics, chart = area.empty(), area.empty()
+    box = area.container()
+    metrics, chart = box.empty(), box.empty()
     tick = 0
     while ctx.state.playing:
         session.drain(processor.records)
@@ -163,20 +164,24 @@ def live_camera_page() -> None:
             async_processing=True,
         )
 
+    # Two slots, and each run leaves the one it does not use empty: Streamlit keeps a run's stale
+    # elements until the run ends, and a streaming run ends only at STOP, so a summary shown in the
+    # streaming view's place would stay beside it (its CSV button too) for the whole stream.
+    stream_area, summary_area = live.empty(), live.empty()
     if ctx.state.playing:
         if not st.session_state.get("live_playing"):  # a new session starts
             processor.reset()
             st.session_state["live_session"] = LiveSession(recognizer.labels)
             st.session_state["live_playing"] = True
-        follow_stream(ctx, processor, st.session_state["live_session"], live)
+        follow_stream(ctx, processor, st.session_state["live_session"], stream_area)
     else:
         st.session_state["live_playing"] = False
         session = st.session_state.get("live_session")
         if session is None:
-            live.info("Press START to classify the faces in your camera's stream.")
+            summary_area.info("Press START to classify the faces in your camera's stream.")
         else:
             session.drain(processor.records)
-            with live:
+            with summary_area.container():
                 show_summary(session)
 
 

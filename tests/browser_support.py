@@ -12,6 +12,7 @@ import base64
 import csv
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -283,7 +284,8 @@ def returned_label(page, source: np.ndarray, box, labels) -> tuple[str | None, n
 
 
 def stop_live(page) -> None:
-    """Press STOP and wait for the session summary and its CSV."""
+    """Press STOP and wait for the session summary: its heading, its frame count and its CSV."""
     page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Stop").click(timeout=30_000)
-    page.get_by_text("Last session").wait_for(timeout=60_000)
+    page.get_by_text("Last session", exact=True).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"\d+ frames over")).wait_for(timeout=30_000)
     page.get_by_role("button", name="Per-frame results (CSV)").wait_for(timeout=30_000)

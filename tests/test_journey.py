@@ -153,6 +153,8 @@ def check_live_camera(journey: Journey, source: np.ndarray, labels) -> None:
     first = start_live(page, journey.diagnose)
     assert wait_for_metric(page, "Frames processed", first + 10, PAGE_TIMEOUT_MS, journey.diagnose) > first
     assert metric(page, "Faces") == "1" and metric(page, "Errors") == "0"
+    # The streaming view replaced the summary of any earlier session (its CSV no longer offered).
+    assert page.get_by_role("button", name="Per-frame results (CSV)").count() == 0
     label, _ = returned_label(page, source, box, labels)
     assert label in labels, "the returned frame has no label tag above the face"
     stop_live(page)
