@@ -105,7 +105,7 @@ def build_vgg_compact(n_classes: int, width: int = 32, dropout: float = 0.5, cro
 
 
 def build_vgg_wide(n_classes: int, crop: int = 0) -> keras.Model:
-    """``vgg_compact`` at width 48 (≈2.7 M parameters): slower, a little more accurate."""
+    """``vgg_compact`` at width 48: ≈2.7 M parameters and 2.25× the arithmetic per face."""
     return build_vgg_compact(n_classes, width=48, crop=crop)
 
 
