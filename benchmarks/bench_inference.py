@@ -5,7 +5,10 @@ The full frame is what the live camera does per frame: detect (frame settings) �
 draw. Targets: full frame ≤ 20 ms median, batched ≥ 1000 faces/s; the exported path ≥ 3× Keras'
 batched faces/s and ≤ ½ its single-face latency. Every figure is a median over repeated runs after a
 warm-up, the paths timed in turn within each repeat; the CPU's flags and the load average are printed
-because figures compare only within one run on one machine.
+because figures compare only within one run on one machine. Two lines put the batched gain in
+context: the model's arithmetic against this CPU's float32 matrix-product rate, and the CPU's
+matrix-product rates in Keras' compute dtype and in int8 (timed in turn), whose ratio is what an
+int8 export of the same network gains at the same efficiency.
 
 Usage: ``python benchmarks/bench_inference.py [--model M] [--repeats 50] [--sweep]``
 (``--sweep`` also times the detector over a grid of settings on the same frame).
@@ -165,6 +168,56 @@ def print_arithmetic_ceiling(recognizer: EmotionRecognizer) -> None:
           f" → {gflops * 1e9 / flops:.0f} faces/s at that rate")
 
 
+def conv_compute_dtype(model) -> str:
+    """The dtype Keras multiplies in for the model's convolutions (``bfloat16`` for a model trained
+    with ``mixed_bfloat16``), the first member's for an ensemble."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return conv_compute_dtype(layer)
+        if isinstance(layer, keras.layers.Conv2D):
+            return layer.dtype_policy.compute_dtype
+    return model.dtype_policy.compute_dtype
+
+
+def matrix_products(keras_dtype: str, size: int = 1024) -> dict[str, Callable[[], object]]:
+    """A ``size``² matrix product as Keras computes it (TensorFlow in ``keras_dtype``) and as the
+    int8 export does (ONNX Runtime's MatMulInteger, uint8 × int8: the kernel under its int8
+    convolutions)."""
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.cast(tf.constant(rng.random((size, size), dtype=np.float32)), keras_dtype)
+    keras_product = tf.function(lambda: tf.matmul(a, a))
+    weights = rng.integers(-64, 64, (size, size), dtype=np.int8)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "int8_matmul",
+        [onnx.helper.make_tensor_value_info("A", onnx.TensorProto.UINT8, [size, size])],
+        [onnx.helper.make_tensor_value_info("Y", onnx.TensorProto.INT32, [size, size])],
+        [onnx.helper.make_tensor("B", onnx.TensorProto.INT8, [size, size], weights.tobytes(), raw=True)])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    activations = rng.integers(0, 256, (size, size), dtype=np.uint8)
+    return {keras_dtype: lambda: keras_product().numpy(), "int8": lambda: session.run(None, {"A": activations})}
+
+
+def print_precision_ceiling(recognizer: EmotionRecognizer, repeats: int = 7, size: int = 1024) -> None:
+    """This CPU's matrix-product rate in Keras' compute dtype and in int8, timed in turn. Their ratio
+    is what an int8 export of the same network gains over Keras at the same efficiency: a batched
+    gain well above it needs a model with less arithmetic, not another runtime."""
+    dtype = conv_compute_dtype(recognizer.model)
+    ms = interleaved_ms(matrix_products(dtype, size), repeats)
+    rates = {name: 2 * size**3 / (t / 1e3) / 1e9 for name, t in ms.items()}
+    print(f"matrix products: Keras' {dtype} {rates[dtype]:.0f} GFLOP/s (TensorFlow), int8 {rates['int8']:.0f} GOP/s"
+          f" (ONNX Runtime) → an int8 export computing as efficiently as Keras is {rates['int8'] / rates[dtype]:.2f}×"
+          " as fast")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
@@ -176,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {recognizers['keras'].model_path}; {machine_info().describe()}")
     print("paths: " + "; ".join(f"{name} = {r.backend}" for name, r in recognizers.items()))
     print_arithmetic_ceiling(recognizers["keras"])
+    print_precision_ceiling(recognizers["keras"])
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     bench_batches(recognizers, faces, args.repeats)
     bench_single(recognizers, faces, args.repeats)

@@ -3,6 +3,7 @@ re-runnable (timings are not checked here: they belong to the benchmark's own ou
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,31 @@ def test_bench_inference_prints_the_models_arithmetic_beside_the_cpus_rate(monke
     bench_inference.print_arithmetic_ceiling(tiny_recognizer)
     out = capsys.readouterr().out
     assert "MFLOP per face" in out and "GFLOP/s" in out and "faces/s at that rate" in out
+
+
+def test_bench_inference_prints_keras_and_int8_matrix_product_rates_and_their_ratio(monkeypatch, tiny_recognizer,
+                                                                                      capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_inference
+
+    bench_inference.print_precision_ceiling(tiny_recognizer, repeats=2, size=256)
+    out = capsys.readouterr().out
+    dtype = bench_inference.conv_compute_dtype(tiny_recognizer.model)
+    match = re.search(rf"Keras' {dtype} (\d+) GFLOP/s .* int8 (\d+) GOP/s .* is (\d+\.\d+)× as fast", out)
+    assert match, out
+    keras_rate, int8_rate, ratio = int(match[1]), int(match[2]), float(match[3])
+    assert keras_rate > 0 and int8_rate > 0
+    rounding = 0.5 / keras_rate + 0.5 / int8_rate + 0.005  # the printed rates are whole numbers
+    assert ratio == pytest.approx(int8_rate / keras_rate, rel=rounding)
+
+
+def test_conv_compute_dtype_reads_a_mixed_precision_members_policy(monkeypatch):
+    import keras
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_inference import conv_compute_dtype
+
+    member = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, dtype="mixed_bfloat16")])
+    outer = keras.Sequential([keras.Input((8, 8, 1)), member])
+    assert conv_compute_dtype(member) == conv_compute_dtype(outer) == "bfloat16"
+    assert conv_compute_dtype(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])) == "float32"
