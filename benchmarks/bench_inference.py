@@ -209,7 +209,7 @@ def matrix_products(keras_dtype: str, size: int = 1024) -> dict[str, Callable[[]
 def print_precision_ceiling(recognizer: EmotionRecognizer, repeats: int = 7, size: int = 1024) -> None:
     """This CPU's matrix-product rate in Keras' compute dtype and in int8, timed in turn. Their ratio
     is what an int8 export of the same network gains over Keras at the same efficiency: a batched
-    gain well above it needs a model with less arithmetic, not another runtime."""
+    gain well above it needs int8 kernels faster than ONNX Runtime's, or a model with less arithmetic."""
     dtype = conv_compute_dtype(recognizer.model)
     ms = interleaved_ms(matrix_products(dtype, size), repeats)
     rates = {name: 2 * size**3 / (t / 1e3) / 1e9 for name, t in ms.items()}
