@@ -81,3 +81,19 @@ def test_evaluate_cli_smile_view(fer_dir, capsys):
     assert code == 0 and "not_happy" in out and "happy" in out
     accuracy = float(out.split()[1])
     assert accuracy > 0.85  # always "not happy" would score 1 - 895/3589 = 0.75
+
+
+def test_the_shipped_fast_model_is_the_cheapest_shipped_model_and_keeps_the_accuracy_bar():
+    """The Live camera's default must do the least arithmetic per face of the shipped models, and its
+    card must record at least 69 % on validation with its TTA (the accuracy issue's bar)."""
+    import keras
+
+    from fer_core.inference.speed import model_flops
+    from fer_core.model_card import MODELS_DIR, fast_model_path, list_models
+
+    fast = fast_model_path()
+    if fast.parent != MODELS_DIR or not fast.is_file():
+        pytest.skip(f"the fast model {fast} is not a shipped one (FER_FAST_MODEL or FER_MODEL set?)")
+    assert ModelCard.load(fast).data["metrics"]["validation"]["accuracy"] >= 0.69
+    flops = {p.name: model_flops(keras.saving.load_model(p, safe_mode=True)) for p in list_models(MODELS_DIR)}
+    assert flops[fast.name] == min(flops.values()), flops
