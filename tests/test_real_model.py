@@ -8,7 +8,7 @@ import pytest
 
 from fer_core.data import load_dataset
 from fer_core.inference.pipeline import analyze_image
-from fer_core.model_card import ModelCard, default_model_path
+from fer_core.model_card import MODELS_DIR, ModelCard, default_model_path, fast_model_path, list_models
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,6 @@ def test_the_shipped_fast_model_is_the_cheapest_shipped_model_and_keeps_the_accu
     import keras
 
     from fer_core.inference.speed import model_flops
-    from fer_core.model_card import MODELS_DIR, fast_model_path, list_models
 
     fast = fast_model_path()
     if fast.parent != MODELS_DIR or not fast.is_file():
