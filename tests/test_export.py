@@ -37,7 +37,9 @@ def test_matching_export_is_kept_and_used(carded_model):
     record = export_published(carded_model, data="unused")
     assert record.passed and record.n == 40 and record.max_abs_diff <= 1e-3
     assert ModelCard.load(carded_model).export == record
-    assert "BatchNormalization" not in {n.op_type for n in onnx.load(exported_model_path(carded_model)).graph.node}
+    ops = [n.op_type for n in onnx.load(exported_model_path(carded_model)).graph.node]
+    assert "BatchNormalization" not in ops
+    assert "Mul" not in ops[: ops.index("Conv")]  # the model's Rescaling(1/255) is in the first convolution's weights
 
     faces = np.random.default_rng(2).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     fast, keras_path = EmotionRecognizer(carded_model), EmotionRecognizer(carded_model, use_export=False)
@@ -118,6 +120,53 @@ def test_shipped_export_matches_keras_on_all_validation_faces(model_path, fer_di
     else:
         accuracy = [np.mean(p.argmax(axis=1) == y) for p in (keras_probs, onnx_probs)]
         assert abs(accuracy[0] - accuracy[1]) <= export.INT8_TOLERANCE
+
+
+def scaled_convolution_graph(reshape_feeds_also: str | None = None) -> onnx.ModelProto:
+    """x (1, 6, 6, 1) → Mul by 0.5 → Reshape to NCHW → Conv 3×3 with zero padding → y; with
+    ``reshape_feeds_also`` the reshaped tensor also feeds that operator (an ``Add`` of itself)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(3).normal(size=(2, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Mul", ["x", "half"], ["scaled"]),
+             helper.make_node("Reshape", ["scaled", "nchw"], ["reshaped"]),
+             helper.make_node("Conv", ["reshaped", "w"], ["y"], pads=[1, 1, 1, 1])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if reshape_feeds_also:
+        nodes.append(helper.make_node(reshape_feeds_also, ["reshaped", "reshaped"], ["z"]))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+    initializers = [numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+                    numpy_helper.from_array(np.array([1, 1, 6, 6], np.int64), "nchw"),
+                    numpy_helper.from_array(weights, "w")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 6, 1])]
+    graph = helper.make_graph(nodes, "scaled_conv", inputs, outputs, initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def run_graph(graph: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+
+def test_a_scalar_scale_before_a_convolution_is_folded_into_its_weights():
+    graph = scaled_convolution_graph()
+    x = np.random.default_rng(4).uniform(0, 255, (1, 6, 6, 1)).astype(np.float32)
+    before = run_graph(graph, x)
+    assert exported.fold_scalar_scales_into_convolutions(graph) == 1
+    assert [n.op_type for n in graph.graph.node] == ["Reshape", "Conv"]
+    assert "half" not in {init.name for init in graph.graph.initializer}
+    np.testing.assert_allclose(run_graph(graph, x)[0], before[0], rtol=1e-5)
+
+
+def test_a_scale_that_reaches_anything_but_convolutions_stays():
+    graph = scaled_convolution_graph(reshape_feeds_also="Add")
+    x = np.random.default_rng(5).uniform(0, 255, (1, 6, 6, 1)).astype(np.float32)
+    before = run_graph(graph, x)
+    assert exported.fold_scalar_scales_into_convolutions(graph) == 0
+    assert [n.op_type for n in graph.graph.node] == ["Mul", "Reshape", "Conv", "Add"]
+    for got, expected in zip(run_graph(graph, x), before):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_inference_threads_come_from_the_environment(monkeypatch):

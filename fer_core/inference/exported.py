@@ -19,7 +19,6 @@ which fold each BatchNormalization into the convolution before it.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from fer_core.data import FACE_SIZE
 
 if TYPE_CHECKING:
     import keras
+    import onnx
 
 RUNTIME = "onnxruntime"
 INPUT_NAME = "face"
@@ -70,6 +70,7 @@ def export_onnx(model: keras.Model, dest: str | os.PathLike) -> Path:
     optimisations (constant folding, BatchNormalization folded into the convolutions) and writes
     the result, which is what ships.
     """
+    import onnx
     import onnxruntime as ort
     import tensorflow as tf
     import tf2onnx
@@ -90,10 +91,73 @@ def export_onnx(model: keras.Model, dest: str | os.PathLike) -> Path:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         ort.InferenceSession(str(raw), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath)
+        fold_scalar_scales_into_convolutions(graph)
         partial = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(options.optimized_model_filepath, partial)
+        onnx.save(graph, partial)
         os.replace(partial, dest)
     return dest
+
+
+# Operators that only move or select elements: a scalar factor passes through them unchanged.
+LAYOUT_OPS = frozenset({"Identity", "Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Flatten"})
+
+
+def fold_scalar_scales_into_convolutions(graph: onnx.ModelProto) -> int:
+    """Remove each multiplication by a constant scalar (the model's ``Rescaling(1/255)``) whose
+    result reaches only convolutions, through layout operators, by scaling those convolutions'
+    weights instead; returns how many were folded.
+
+    ONNX Runtime folds BatchNormalization into the convolution before it, not a scale before the
+    convolution; left in, the int8 export runs it as an element-wise quantised multiply on every
+    input pixel. A convolution is linear and its zero padding stays zero when scaled, so
+    ``conv(c·x, W) = conv(x, c·W)`` exactly.
+    """
+    from onnx import numpy_helper
+
+    nodes = graph.graph.node
+    initializers = {init.name: init for init in graph.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def convolutions_reached(tensor: str) -> list[onnx.NodeProto] | None:
+        reached = []
+        for node in consumers.get(tensor, []):
+            if node.op_type == "Conv" and node.input[0] == tensor and node.input[1] in initializers \
+                    and len(consumers[node.input[1]]) == 1:
+                reached.append(node)
+            elif node.op_type in LAYOUT_OPS and node.input[0] == tensor:
+                further = convolutions_reached(node.output[0])
+                if further is None:
+                    return None
+                reached += further
+            else:
+                return None
+        return reached or None
+
+    folded = 0
+    for node in list(nodes):
+        if node.op_type != "Mul":
+            continue
+        scalars = [name for name in node.input if name in initializers
+                   and numpy_helper.to_array(initializers[name]).size == 1]
+        convolutions = convolutions_reached(node.output[0]) if len(scalars) == 1 else None
+        if convolutions is None or any(name in (o.name for o in graph.graph.output) for name in node.output):
+            continue
+        factor = numpy_helper.to_array(initializers[scalars[0]]).item()
+        for conv in convolutions:
+            weights = initializers[conv.input[1]]
+            weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * np.float32(factor), weights.name))
+        (source,) = [name for name in node.input if name != scalars[0]]
+        for consumer in consumers[node.output[0]]:
+            consumer.input[:] = [source if name == node.output[0] else name for name in consumer.input]
+        nodes.remove(node)
+        if len(consumers[scalars[0]]) == 1:
+            graph.graph.initializer.remove(initializers[scalars[0]])
+        folded += 1
+    return folded
 
 
 def inference_threads() -> int:
