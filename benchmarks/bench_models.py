@@ -27,6 +27,13 @@ from fer_core.inference.speed import machine_info
 from fer_core.model_card import list_models
 
 
+def model_labels(paths: list[Path]) -> list[str]:
+    """Each model's file stem, or its path as given where two stems are the same (a model against
+    an earlier version of itself), so that no row replaces another."""
+    stems = [p.stem for p in paths]
+    return [str(p.with_suffix("")) if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="models to compare (default: every model in models/)")
@@ -34,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     paths = [Path(p) for p in args.models] or list_models()
-    recognizers = {f"{p.stem} {path}": r for p in paths for path, r in recognizers_to_compare(p).items()}
+    recognizers = {f"{label} {path}": r for label, p in zip(model_labels(paths), paths)
+                   for path, r in recognizers_to_compare(p).items()}
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
     print(f"machine: {machine_info().describe()}")

@@ -111,3 +111,11 @@ def test_conv_compute_dtype_reads_a_mixed_precision_members_policy(monkeypatch):
     outer = keras.Sequential([keras.Input((8, 8, 1)), member])
     assert conv_compute_dtype(member) == conv_compute_dtype(outer) == "bfloat16"
     assert conv_compute_dtype(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])) == "float32"
+
+
+def test_bench_models_labels_two_versions_of_one_model_by_their_paths(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_models
+
+    paths = [Path("before/models/fast.keras"), Path("models/fast.keras"), Path("models/other.keras")]
+    assert bench_models.model_labels(paths) == ["before/models/fast", "models/fast", "other"]
