@@ -117,12 +117,15 @@ def fold_scalar_scales_into_convolutions(graph: onnx.ModelProto) -> int:
 
     nodes = graph.graph.node
     initializers = {init.name: init for init in graph.graph.initializer}
+    graph_outputs = {output.name for output in graph.graph.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in nodes:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
 
     def convolutions_reached(tensor: str) -> list[onnx.NodeProto] | None:
+        if tensor in graph_outputs:
+            return None
         reached = []
         for node in consumers.get(tensor, []):
             if node.op_type == "Conv" and node.input[0] == tensor and node.input[1] in initializers \
@@ -144,7 +147,7 @@ def fold_scalar_scales_into_convolutions(graph: onnx.ModelProto) -> int:
         scalars = [name for name in node.input if name in initializers
                    and numpy_helper.to_array(initializers[name]).size == 1]
         convolutions = convolutions_reached(node.output[0]) if len(scalars) == 1 else None
-        if convolutions is None or any(name in (o.name for o in graph.graph.output) for name in node.output):
+        if convolutions is None:
             continue
         factor = numpy_helper.to_array(initializers[scalars[0]]).item()
         for conv in convolutions:
