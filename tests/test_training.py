@@ -63,6 +63,8 @@ def test_training_writes_model_history_and_config(trained_run):
     assert info["config"]["precision"] == info["precision"] == "float32"
     model = keras.models.load_model(trained_run / "best.keras", safe_mode=True)
     assert model.output_shape == (None, 7)
+    assert model.name == build_model("tiny", 7).name
+    assert getattr(model, "optimizer", None) is None  # the backup holds the optimizer state; the best model does not
 
 
 class _StopAtEpoch(keras.callbacks.Callback):

@@ -202,11 +202,17 @@ def _atomic_best_checkpoint(path: Path, best_so_far: float, network: keras.Model
 
     class AtomicBestCheckpoint(keras.callbacks.Callback):
         """Saves ``network`` (the model being fitted, less any augmentation in front of it) when
-        ``val_accuracy`` improves: to a temp file, then ``os.replace``."""
+        ``val_accuracy`` improves: to a temp file, then ``os.replace``.
+
+        What it saves is an uncompiled view of the network (the same layers and weights), so the file
+        holds no optimizer state: the backup has that for resuming, and a best model is only read to
+        publish or evaluate it. AdamW's two moments would triple its size.
+        """
 
         def __init__(self):
             super().__init__()
             self.best = best_so_far
+            self.weights_only_view = keras.Model(network.input, network.output, name=network.name)
 
         def on_epoch_end(self, epoch, logs=None):
             score = (logs or {}).get("val_accuracy")
@@ -214,7 +220,7 @@ def _atomic_best_checkpoint(path: Path, best_so_far: float, network: keras.Model
                 return
             self.best = float(score)
             tmp = path.with_name(f".{path.stem}.tmp.keras")
-            network.save(tmp)
+            self.weights_only_view.save(tmp)
             os.replace(tmp, path)
 
     return AtomicBestCheckpoint()
