@@ -212,7 +212,7 @@ def _atomic_best_checkpoint(path: Path, best_so_far: float, network: keras.Model
         def __init__(self):
             super().__init__()
             self.best = best_so_far
-            self.weights_only_view = keras.Model(network.input, network.output, name=network.name)
+            self.uncompiled_view = keras.Model(network.input, network.output, name=network.name)
 
         def on_epoch_end(self, epoch, logs=None):
             score = (logs or {}).get("val_accuracy")
@@ -220,7 +220,7 @@ def _atomic_best_checkpoint(path: Path, best_so_far: float, network: keras.Model
                 return
             self.best = float(score)
             tmp = path.with_name(f".{path.stem}.tmp.keras")
-            self.weights_only_view.save(tmp)
+            self.uncompiled_view.save(tmp)
             os.replace(tmp, path)
 
     return AtomicBestCheckpoint()
