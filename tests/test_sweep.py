@@ -109,7 +109,7 @@ def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
     grid = _grid_file(tmp_path, "arch: tiny\nseed: [1, 2]\nprecision: float32\nbatch_size: 64\n")
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FER_CACHE_DIR": str(tmp_path / "cache")}
-    # The timeout guards against a hang only: Ray's start and two trials took over 300 s on two busy cores.
+    # The timeout guards against a hang only: Ray's start and two trials can pass 300 s on two busy cores.
     proc = subprocess.run(
         [sys.executable, "-m", "fer_core", "sweep", "--data", str(data), "--out", str(out), "--grid", str(grid),
          "--engine", "ray", "--num-cpus", "2", "--epochs", "1", "--limit", "300", "--top", "2"],
