@@ -14,7 +14,7 @@ import pytest
 
 from fer_core.inference import exported, recognizer
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.model_card import MODELS_DIR, ModelCard, exported_model_path
+from fer_core.model_card import MODELS_DIR, ExportRecord, ModelCard, exported_model_path
 from fer_core.training import export
 from fer_core.training.export import ExportRejected, export_published
 
@@ -99,6 +99,15 @@ def test_int8_export_is_judged_by_accuracy(carded_model, monkeypatch):
     int8 = dataclasses.replace(record, precision="int8", tolerance=export.INT8_TOLERANCE, max_abs_diff=0.2)
     assert int8.passed
     assert not dataclasses.replace(int8, accuracy_exported=int8.accuracy_keras - 0.004).passed
+    # Either view counts: a model is also used without the mirror image (no TTA, the fast path).
+    assert record.accuracy_keras_unmirrored is not None
+    assert not dataclasses.replace(int8, accuracy_exported_unmirrored=int8.accuracy_keras_unmirrored + 0.004).passed
+
+    # A card written before the unmirrored pair was recorded still loads, judged on what it holds.
+    old = {k: v for k, v in int8.to_dict().items() if not k.endswith("_unmirrored")}
+    assert ExportRecord.from_dict(old).accuracy_gaps == [abs(int8.accuracy_exported - int8.accuracy_keras)]
+    with pytest.raises(ValueError, match="export.accuracy_keras_unmirrored: expected float"):
+        ExportRecord.from_dict({**old, "accuracy_keras_unmirrored": "0.7"})
 
 
 @pytest.mark.parametrize("model_path", SHIPPED, ids=[p.stem for p in SHIPPED])
