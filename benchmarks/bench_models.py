@@ -1,6 +1,6 @@
 """The shipped models side by side on this machine, each through Keras and through its exported file
-(ONNX Runtime) where it ships one: batched faces/s, single-face latency and a full 640×480 frame with
-one face (detect → crop → classify, frame detector settings, no TTA).
+(ONNX Runtime) where it ships one: batched faces/s (batches of 32 and 256), single-face latency and
+a full 640×480 frame with one face (detect → crop → classify, frame detector settings, no TTA).
 
 Each repeat times every model in turn, so a change in the machine's load touches them alike; the
 CPU's vector flags and the load average are printed beside the figures, which compare only within
@@ -26,6 +26,8 @@ from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.speed import machine_info
 from fer_core.model_card import list_models
 
+BATCH_SIZES = (32, 256)
+
 
 def model_labels(paths: list[Path]) -> list[str]:
     """Each model's file stem, or its path as given where two stems are the same (a model against
@@ -46,17 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
     frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
     print(f"machine: {machine_info().describe()}")
-    batched = interleaved_ms({n: (lambda r=r: r.predict_proba(faces, tta=False)) for n, r in recognizers.items()},
-                             max(5, args.repeats // 3))
+    batched = {size: interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:size], tta=False))
+                                     for n, r in recognizers.items()}, max(5, args.repeats // 3))
+               for size in BATCH_SIZES}
     single = interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:1], tta=False)) for n, r in recognizers.items()},
                             args.repeats)
     frames = {n: (lambda r=r: analyze_image(frame, r, detector, tta=False)) for n, r in recognizers.items()}
     full = interleaved_ms(frames, args.repeats)
-    print(f"{'model and path':<38}{'params':>10}"
-          f"{'batch 256 faces/s':>19}{'single face ms':>16}{'640x480 frame ms':>18}")
+    print(f"{'model and path':<38}{'params':>10}" + "".join(f"{f'batch {size} faces/s':>19}" for size in BATCH_SIZES)
+          + f"{'single face ms':>16}{'640x480 frame ms':>18}")
     for name, recognizer in recognizers.items():
-        print(f"{name:<38}{recognizer.model.count_params():>10,}{256 / batched[name] * 1000:>19,.0f}"
-              f"{single[name]:>16.2f}{full[name]:>18.2f}")
+        print(f"{name:<38}{recognizer.model.count_params():>10,}"
+              + "".join(f"{size / batched[size][name] * 1000:>19,.0f}" for size in BATCH_SIZES)
+              + f"{single[name]:>16.2f}{full[name]:>18.2f}")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

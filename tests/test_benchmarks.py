@@ -119,3 +119,16 @@ def test_bench_models_labels_two_versions_of_one_model_by_their_paths(monkeypatc
 
     paths = [Path("before/models/fast.keras"), Path("models/fast.keras"), Path("models/other.keras")]
     assert bench_models.model_labels(paths) == ["before/models/fast", "models/fast", "other"]
+
+
+def test_bench_models_prints_both_batch_sizes_per_model(monkeypatch, tiny_model_path, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_models
+
+    assert bench_models.main([str(tiny_model_path), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = next(line for line in out if line.startswith("model and path"))
+    assert "batch 32 faces/s" in header and "batch 256 faces/s" in header
+    name, path, params, *figures = next(line for line in out if line.startswith(tiny_model_path.stem)).split()
+    assert (name, path) == (tiny_model_path.stem, "keras")
+    assert len(figures) == 4 and all(float(f.replace(",", "")) > 0 for f in figures)  # 32, 256, one face, frame
