@@ -132,3 +132,58 @@ def test_bench_models_prints_both_batch_sizes_per_model(monkeypatch, tiny_model_
     name, path, params, *figures = next(line for line in out if line.startswith(tiny_model_path.stem)).split()
     assert (name, path) == (tiny_model_path.stem, "keras")
     assert len(figures) == 4 and all(float(f.replace(",", "")) > 0 for f in figures)  # 32, 256, one face, frame
+
+
+@pytest.fixture
+def ensemble_study(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import ensemble_study
+
+    yield ensemble_study
+    sys.modules.pop("ensemble_study", None)
+
+
+def test_ensemble_study_scores_a_subset_exactly_as_the_built_ensemble_classifies(ensemble_study, tmp_path):
+    from fer_core.inference.recognizer import EmotionRecognizer
+    from fer_core.training.architectures import build_ensemble, build_model
+
+    members = [build_model("tiny", 7), build_model("tiny", 7)]
+    paths = [tmp_path / f"m{i}_fer7.keras" for i in range(2)]
+    for model, path in zip(members, paths):
+        model.save(path)
+    build_ensemble(members).save(tmp_path / "ens_fer7.keras")
+    faces = np.random.default_rng(0).integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    studied = ensemble_study.ensemble_probs(tuple(ensemble_study.member_probs(p, faces, False) for p in paths))
+    built = EmotionRecognizer(tmp_path / "ens_fer7.keras", use_export=False).raw_probabilities(faces, "hflip")
+    np.testing.assert_allclose(studied, built, atol=1e-5)
+
+
+def test_ensemble_study_uses_ten_crops_only_when_every_member_shares_the_crop(ensemble_study):
+    def member(crop, value):
+        probs = np.full((3, 7), value)
+        return ensemble_study.MemberProbs(f"c{crop}", crop, probs, probs + 1 if crop else None)
+
+    assert ensemble_study.ensemble_probs((member(4, 0.0), member(4, 2.0)))[0, 0] == 2.0  # the ten-crop views
+    assert ensemble_study.ensemble_probs((member(4, 0.0), member(0, 2.0)))[0, 0] == 1.0  # the mirror image
+    assert ensemble_study.ensemble_probs((member(4, 0.0), member(2, 2.0)))[0, 0] == 1.0
+    assert len(ensemble_study.subsets([member(0, 0.0)] * 4, 2)) == 11
+
+
+def test_ensemble_study_halves_keep_each_class_split_in_two(ensemble_study):
+    y = np.repeat(np.arange(7), [40, 5, 41, 90, 60, 33, 62])
+    first, second = ensemble_study.stratified_halves(y, seed=3)
+    assert not (first & second).any() and (first | second).all()
+    for c in range(7):
+        assert abs(int((first & (y == c)).sum()) - int((second & (y == c)).sum())) <= 1
+
+
+def test_ensemble_study_runs_on_the_validation_faces(ensemble_study, tmp_path, fer_dir, capsys):
+    from fer_core.training.architectures import build_model
+
+    paths = [tmp_path / f"m{i}_fer7.keras" for i in range(3)]
+    for path in paths:
+        build_model("tiny", 7).save(path)
+    assert ensemble_study.main([*map(str, paths), "--data", str(fer_dir), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "3589 PublicTest faces, 3 models" in out and "4 subsets" in out
+    assert "all 3 members:" in out and out.count("scored on the other") == 1 and out.count(" picks ") == 2

@@ -1,0 +1,138 @@
+"""Which shipped models make the best ensemble, and how much of the best subset's lead is luck?
+
+Every model classifies the validation faces once; every subset of them (of ``--min-size`` members
+or more) is then scored as the ensemble ``python -m fer_core ensemble`` would build from it: the
+mean of its members' probabilities, with ten-crop test-time augmentation when every member was
+trained on crops of the same size and the mirror image otherwise (``publish.ensemble_tta``).
+The script prints the best subsets by accuracy, with macro F1 and the exact McNemar p-value
+against the best single member.
+
+Picking the best of many subsets on the faces that score them flatters the winner. The last
+lines measure by how much: the validation faces are split in two halves (stratified by class),
+the best subset is chosen on one half and scored on the other, both ways round. The figure on the
+unseen half is the one to expect of that choice on new faces.
+
+Usage: ``python benchmarks/ensemble_study.py MODEL... [--data ../shared/data/fer2013]
+[--split PublicTest] [--min-size 2] [--top 10] [--keras]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from fer_core.data import load_dataset, normalise_split
+from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.model_card import PROJECT_ROOT
+from fer_core.training.metrics import paired_comparison, summarise_predictions
+
+
+@dataclass
+class MemberProbs:
+    """One model's raw validation probabilities under each test-time augmentation it can take."""
+
+    name: str
+    crop: int
+    hflip: np.ndarray
+    ten_crop: np.ndarray | None  # only for a model trained on crops
+
+
+def member_probs(path: Path, images: np.ndarray, use_export: bool) -> MemberProbs:
+    recognizer = EmotionRecognizer(path, use_export=use_export)
+    crop = recognizer.card.tta_crop if recognizer.card.tta == "ten_crop" else 0
+    ten_crop = recognizer.raw_probabilities(images, "ten_crop") if crop else None
+    return MemberProbs(path.stem, crop, recognizer.raw_probabilities(images, "hflip"), ten_crop)
+
+
+def ensemble_probs(members: tuple[MemberProbs, ...]) -> np.ndarray:
+    """The subset's averaged probabilities, with the TTA ``publish.ensemble_tta`` would give it."""
+    crops = {m.crop for m in members}
+    ten_crop = len(crops) == 1 and crops.pop() > 0
+    return np.mean([m.ten_crop if ten_crop else m.hflip for m in members], axis=0)
+
+
+def subsets(members: list[MemberProbs], min_size: int) -> list[tuple[MemberProbs, ...]]:
+    return [combo for size in range(min_size, len(members) + 1) for combo in itertools.combinations(members, size)]
+
+
+def stratified_halves(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two boolean masks splitting the faces in halves with the same class mix."""
+    rng = np.random.default_rng(seed)
+    first = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        first[idx[: len(idx) // 2]] = True
+    return first, ~first
+
+
+def subset_name(combo: tuple[MemberProbs, ...]) -> str:
+    return " + ".join(m.name for m in combo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
+    parser.add_argument("--split", default="PublicTest")
+    parser.add_argument("--min-size", type=int, default=2)
+    parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split into halves")
+    parser.add_argument("--keras", action="store_true", help="classify through Keras, not the exported files")
+    args = parser.parse_args(argv)
+    if len(args.models) < args.min_size:
+        print(f"error: {len(args.models)} models cannot make a subset of {args.min_size}", file=sys.stderr)
+        return 2
+
+    faces = load_dataset(args.data, skip_bad_rows=True).data.split(normalise_split(args.split))
+    first = EmotionRecognizer(args.models[0], use_export=False)
+    for path in args.models[1:]:
+        if EmotionRecognizer(path, use_export=False).labels != first.labels:
+            print(f"error: {path} and {args.models[0]} have different classes", file=sys.stderr)
+            return 2
+    y = first.scheme.map_fer(faces.labels)
+    keep = y >= 0
+    images, y = faces.images[keep], y[keep]
+    print(f"{len(y)} {args.split} faces, {len(args.models)} models")
+
+    members = []
+    for path in args.models:
+        members.append(member_probs(path, images, use_export=not args.keras))
+        single = summarise_predictions(ensemble_probs((members[-1],)), y, first.labels)
+        print(f"  {members[-1].name}: {single['accuracy']:.2%}, macro F1 {single['macro_f1']:.3f}")
+    best_single = max(members, key=lambda m: (ensemble_probs((m,)).argmax(1) == y).mean())
+    single_right = ensemble_probs((best_single,)).argmax(1) == y
+
+    combos = subsets(members, args.min_size)
+    right = np.array([ensemble_probs(combo).argmax(1) == y for combo in combos])
+    order = np.argsort(-right.mean(axis=1), kind="stable")
+    print(f"\n{len(combos)} subsets; the {min(args.top, len(combos))} most accurate "
+          f"(p: exact McNemar against the best single member, {best_single.name}):")
+    for i in order[: args.top]:
+        figures = summarise_predictions(ensemble_probs(combos[i]), y, first.labels)
+        p = paired_comparison(right[i], single_right)["p_value"]
+        print(f"  {figures['accuracy']:.2%}  F1 {figures['macro_f1']:.3f}  p {p:.3f}  {subset_name(combos[i])}")
+    everyone = summarise_predictions(ensemble_probs(tuple(members)), y, first.labels)
+    print(f"all {len(members)} members: {everyone['accuracy']:.2%}, macro F1 {everyone['macro_f1']:.3f}")
+
+    print("\nchosen on one half, scored on the other (the lead that survives new faces):")
+    halves = stratified_halves(y, args.seed)
+    for chosen_on, scored_on in ((0, 1), (1, 0)):
+        pick = int(np.argmax(right[:, halves[chosen_on]].mean(axis=1)))  # ties: the fewest members
+        seen, unseen = right[pick, halves[chosen_on]].mean(), right[pick, halves[scored_on]].mean()
+        best_there = right[:, halves[scored_on]].mean(axis=1).max()
+        print(f"  half {chosen_on + 1} picks {subset_name(combos[pick])}: {seen:.2%} there, {unseen:.2%} on "
+              f"half {scored_on + 1} (whose own best is {best_there:.2%}; best single there "
+              f"{single_right[halves[scored_on]].mean():.2%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
