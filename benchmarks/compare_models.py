@@ -17,12 +17,28 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.data import load_dataset, normalise_split
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.model_card import PROJECT_ROOT
 from fer_core.training.metrics import paired_comparison
+
+
+def labelled_faces(models: list[Path], data: Path,
+                   split: str) -> tuple[list[EmotionRecognizer], np.ndarray, np.ndarray]:
+    """The models' Keras recognizers, and the faces of ``split`` their classes cover with their labels;
+    ``ValueError`` naming two models whose classes differ (their probabilities cannot be compared)."""
+    recognizers = [EmotionRecognizer(path, use_export=False) for path in models]
+    for path, recognizer in zip(models[1:], recognizers[1:]):
+        if recognizer.labels != recognizers[0].labels:
+            raise ValueError(f"{path} and {models[0]} have different classes")
+    faces = load_dataset(data, skip_bad_rows=True).data.split(normalise_split(split))
+    y = recognizers[0].scheme.map_fer(faces.labels)
+    keep = y >= 0
+    return recognizers, faces.images[keep], y[keep]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,14 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="PublicTest")
     args = parser.parse_args(argv)
 
-    faces = load_dataset(args.data, skip_bad_rows=True).data.split(normalise_split(args.split))
-    first, second = (EmotionRecognizer(p, use_export=False) for p in (args.first, args.second))
-    if first.labels != second.labels:
-        print(f"error: {args.first} and {args.second} have different classes", file=sys.stderr)
+    try:
+        (first, second), images, y = labelled_faces([args.first, args.second], args.data, args.split)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    y = first.scheme.map_fer(faces.labels)
-    keep = y >= 0
-    images, y = faces.images[keep], y[keep]
     print(f"{len(y)} {args.split} faces; A = {args.first.name}, B = {args.second.name}")
     for tta in (False, True):
         result = paired_comparison(first.predict_proba(images, tta).argmax(1) == y,

@@ -31,8 +31,8 @@ Usage: ``python benchmarks/detector_study.py [--data ../shared/data/fer2013] [--
 from __future__ import annotations
 
 import argparse
-import sys
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                       for s in CANDIDATES}
         detectors |= {f"{cnn} + haar {use}": UnionDetector(detectors[f"{cnn} {use}"], detectors[f"haar {use}"])
                       for cnn in CNN_DETECTORS for use in ("photo", "frame")}
-        detectors |= {f"yunet + blazeface {use}": UnionDetector(detectors[f"yunet {use}"], detectors[f"blazeface {use}"])
+        detectors |= {f"yunet + blazeface {use}": UnionDetector(detectors[f"yunet {use}"],
+                                                                 detectors[f"blazeface {use}"])
                       for use in ("photo", "frame")}
         for use, enlarged in YUNET_ENLARGED.items():
             for settings in enlarged:

@@ -29,7 +29,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from fer_core.data import load_dataset, normalise_split
+from compare_models import labelled_faces
+
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.model_card import PROJECT_ROOT
 from fer_core.training.metrics import paired_comparison, summarise_predictions
@@ -91,15 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {len(args.models)} models cannot make a subset of {args.min_size}", file=sys.stderr)
         return 2
 
-    faces = load_dataset(args.data, skip_bad_rows=True).data.split(normalise_split(args.split))
-    first = EmotionRecognizer(args.models[0], use_export=False)
-    for path in args.models[1:]:
-        if EmotionRecognizer(path, use_export=False).labels != first.labels:
-            print(f"error: {path} and {args.models[0]} have different classes", file=sys.stderr)
-            return 2
-    y = first.scheme.map_fer(faces.labels)
-    keep = y >= 0
-    images, y = faces.images[keep], y[keep]
+    try:
+        (first, *_), images, y = labelled_faces(args.models, args.data, args.split)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{len(y)} {args.split} faces, {len(args.models)} models")
 
     members = []

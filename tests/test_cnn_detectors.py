@@ -4,8 +4,8 @@ dataset is needed."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import dataclasses
+import importlib.metadata
 import json
 from concurrent.futures import ThreadPoolExecutor
 
