@@ -6,6 +6,8 @@
 #   .device/whl/           keras and the two packages it needs that the machine lacks (Python 3.12 wheels)
 #   .device/fer2013.tar.xz the FER2013 image folders (train/ and validation/)
 # Usage, as the device command:  bash tools/device_train.sh "SEED SEED ..." TRAIN_OPTION...
+# DEADLINE=SECONDS stops the runs still training after that long, so that their archives (best epoch so
+# far, history) still come back inside the device call's limit; 0 (the default) waits for them.
 # Locally (to try it): WHEELS= PYTHON=/path/to/python-with-jax OUT=/tmp/out bash tools/device_train.sh ...
 set -euo pipefail
 seeds=$1
@@ -14,6 +16,7 @@ python=${PYTHON:-python3}
 carried=${CARRIED:-.device}
 wheels=${WHEELS-$carried/whl}
 out=${OUT:?set OUT to the folder the runs are left in}
+deadline=${DEADLINE:-0}
 if [ -n "$wheels" ]; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$wheels"/*.whl
   export PYTHONPATH=/tmp/site
@@ -27,10 +30,15 @@ if [ ! -d "$data" ]; then
   data=/tmp/fer2013
 fi
 "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
+monitor=
+if command -v nvidia-smi >/dev/null 2>&1; then  # how busy the runs keep the GPU, every 20 s
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 20 > "$out/gpu.csv" 2>&1 &
+  monitor=$!
+fi
 pids=()
 for seed in $seeds; do
   mkdir -p "runs/device_s$seed"
-  "$python" -m fer_core train --data "$data" --out "runs/device_s$seed" --seed "$seed" --progress 2 "$@" \
+  timeout "$deadline" "$python" -m fer_core train --data "$data" --out "runs/device_s$seed" --seed "$seed" --progress 2 "$@" \
     > "runs/device_s$seed/train.log" 2>&1 &
   pids+=("$!")
 done
@@ -38,6 +46,8 @@ failed=0
 for pid in "${pids[@]}"; do
   wait "$pid" || failed=1
 done
+# Left running, the monitor would hold the call open until its limit (it did once: 5 idle minutes).
+[ -z "$monitor" ] || kill "$monitor"
 for seed in $seeds; do
   tail -n 3 "runs/device_s$seed/train.log"
   tar -czf "$out/device_s$seed.tgz" --exclude backup -C runs "device_s$seed"
