@@ -13,7 +13,7 @@ the best subset is chosen on one half and scored on the other, both ways round. 
 unseen half is the one to expect of that choice on new faces.
 
 Usage: ``python benchmarks/ensemble_study.py MODEL... [--data ../shared/data/fer2013]
-[--split PublicTest] [--min-size 2] [--top 10] [--keras]``
+[--split PublicTest] [--min-size 2] [--max-size N] [--tta auto|hflip|none] [--top 10] [--keras]``
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class MemberProbs:
 
     name: str
     crop: int
+    plain: np.ndarray
     hflip: np.ndarray
     ten_crop: np.ndarray | None  # only for a model trained on crops
 
@@ -50,18 +51,23 @@ def member_probs(path: Path, images: np.ndarray, use_export: bool) -> MemberProb
     recognizer = EmotionRecognizer(path, use_export=use_export)
     crop = recognizer.card.tta_crop if recognizer.card.tta == "ten_crop" else 0
     ten_crop = recognizer.raw_probabilities(images, "ten_crop") if crop else None
-    return MemberProbs(path.stem, crop, recognizer.raw_probabilities(images, "hflip"), ten_crop)
+    return MemberProbs(path.stem, crop, recognizer.raw_probabilities(images, tta=False),
+                       recognizer.raw_probabilities(images, "hflip"), ten_crop)
 
 
-def ensemble_probs(members: tuple[MemberProbs, ...]) -> np.ndarray:
-    """The subset's averaged probabilities, with the TTA ``publish.ensemble_tta`` would give it."""
-    crops = {m.crop for m in members}
-    ten_crop = len(crops) == 1 and crops.pop() > 0
-    return np.mean([m.ten_crop if ten_crop else m.hflip for m in members], axis=0)
+def ensemble_probs(members: tuple[MemberProbs, ...], tta: str = "auto") -> np.ndarray:
+    """The subset's averaged probabilities: with ``auto`` under the TTA ``publish.ensemble_tta``
+    would give it, else with the mirror image (``hflip``) or one view per member (``none``), the
+    cheaper choices when a frame's time budget is tight."""
+    if tta == "auto":
+        crops = {m.crop for m in members}
+        tta = "ten_crop" if len(crops) == 1 and crops.pop() > 0 else "hflip"
+    return np.mean([{"ten_crop": m.ten_crop, "hflip": m.hflip, "none": m.plain}[tta] for m in members], axis=0)
 
 
-def subsets(members: list[MemberProbs], min_size: int) -> list[tuple[MemberProbs, ...]]:
-    return [combo for size in range(min_size, len(members) + 1) for combo in itertools.combinations(members, size)]
+def subsets(members: list[MemberProbs], min_size: int, max_size: int | None = None) -> list[tuple[MemberProbs, ...]]:
+    largest = len(members) if max_size is None else min(max_size, len(members))
+    return [combo for size in range(min_size, largest + 1) for combo in itertools.combinations(members, size)]
 
 
 def stratified_halves(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
     parser.add_argument("--split", default="PublicTest")
     parser.add_argument("--min-size", type=int, default=2)
+    parser.add_argument("--max-size", type=int, default=None, help="largest subset scored (default: all)")
+    parser.add_argument("--tta", choices=("auto", "hflip", "none"), default="auto",
+                        help="auto: the ensemble command's TTA (ten crops when every member shares its "
+                             "crop, else the mirror image); hflip or none for a tighter time budget")
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="seed of the split into halves")
     parser.add_argument("--keras", action="store_true", help="classify through Keras, not the exported files")
@@ -97,26 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(y)} {args.split} faces, {len(args.models)} models")
+    print(f"{len(y)} {args.split} faces, {len(args.models)} models, test-time augmentation: {args.tta}")
 
     members = []
     for path in args.models:
         members.append(member_probs(path, images, use_export=not args.keras))
-        single = summarise_predictions(ensemble_probs((members[-1],)), y, first.labels)
+        single = summarise_predictions(ensemble_probs((members[-1],), args.tta), y, first.labels)
         print(f"  {members[-1].name}: {single['accuracy']:.2%}, macro F1 {single['macro_f1']:.3f}")
-    best_single = max(members, key=lambda m: (ensemble_probs((m,)).argmax(1) == y).mean())
-    single_right = ensemble_probs((best_single,)).argmax(1) == y
+    best_single = max(members, key=lambda m: (ensemble_probs((m,), args.tta).argmax(1) == y).mean())
+    single_right = ensemble_probs((best_single,), args.tta).argmax(1) == y
 
-    combos = subsets(members, args.min_size)
-    right = np.array([ensemble_probs(combo).argmax(1) == y for combo in combos])
+    combos = subsets(members, args.min_size, args.max_size)
+    right = np.array([ensemble_probs(combo, args.tta).argmax(1) == y for combo in combos])
     order = np.argsort(-right.mean(axis=1), kind="stable")
     print(f"\n{len(combos)} subsets; the {min(args.top, len(combos))} most accurate "
           f"(p: exact McNemar against the best single member, {best_single.name}):")
     for i in order[: args.top]:
-        figures = summarise_predictions(ensemble_probs(combos[i]), y, first.labels)
+        figures = summarise_predictions(ensemble_probs(combos[i], args.tta), y, first.labels)
         p = paired_comparison(right[i], single_right)["p_value"]
         print(f"  {figures['accuracy']:.2%}  F1 {figures['macro_f1']:.3f}  p {p:.3f}  {subset_name(combos[i])}")
-    everyone = summarise_predictions(ensemble_probs(tuple(members)), y, first.labels)
+    everyone = summarise_predictions(ensemble_probs(tuple(members), args.tta), y, first.labels)
     print(f"all {len(members)} members: {everyone['accuracy']:.2%}, macro F1 {everyone['macro_f1']:.3f}")
 
     print("\nchosen on one half, scored on the other (the lead that survives new faces):")

@@ -161,13 +161,16 @@ def test_ensemble_study_scores_a_subset_exactly_as_the_built_ensemble_classifies
 
 def test_ensemble_study_uses_ten_crops_only_when_every_member_shares_the_crop(ensemble_study):
     def member(crop, value):
-        probs = np.full((3, 7), value)
-        return ensemble_study.MemberProbs(f"c{crop}", crop, probs, probs + 1 if crop else None)
+        probs = np.full((3, 7), value)  # plain views: value - 1, mirror: value, ten crops: value + 1
+        return ensemble_study.MemberProbs(f"c{crop}", crop, probs - 1, probs, probs + 1 if crop else None)
 
     assert ensemble_study.ensemble_probs((member(4, 0.0), member(4, 2.0)))[0, 0] == 2.0  # the ten-crop views
     assert ensemble_study.ensemble_probs((member(4, 0.0), member(0, 2.0)))[0, 0] == 1.0  # the mirror image
     assert ensemble_study.ensemble_probs((member(4, 0.0), member(2, 2.0)))[0, 0] == 1.0
+    assert ensemble_study.ensemble_probs((member(4, 0.0), member(4, 2.0)), "hflip")[0, 0] == 1.0
+    assert ensemble_study.ensemble_probs((member(4, 0.0), member(4, 2.0)), "none")[0, 0] == 0.0
     assert len(ensemble_study.subsets([member(0, 0.0)] * 4, 2)) == 11
+    assert len(ensemble_study.subsets([member(0, 0.0)] * 4, 2, max_size=3)) == 10
 
 
 def test_ensemble_study_halves_keep_each_class_split_in_two(ensemble_study):
@@ -184,7 +187,8 @@ def test_ensemble_study_runs_on_the_validation_faces(ensemble_study, tmp_path, f
     paths = [tmp_path / f"m{i}_fer7.keras" for i in range(3)]
     for path in paths:
         build_model("tiny", 7).save(path)
-    assert ensemble_study.main([*map(str, paths), "--data", str(fer_dir), "--top", "2"]) == 0
+    assert ensemble_study.main([*map(str, paths), "--data", str(fer_dir), "--top", "2", "--max-size", "2",
+                                "--tta", "none"]) == 0
     out = capsys.readouterr().out
-    assert "3589 PublicTest faces, 3 models" in out and "4 subsets" in out
+    assert "3589 PublicTest faces, 3 models, test-time augmentation: none" in out and "3 subsets" in out
     assert "all 3 members:" in out and out.count("scored on the other") == 1 and out.count(" picks ") == 2
