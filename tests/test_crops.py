@@ -129,6 +129,12 @@ def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(c
     assert (mixed.tta, mixed.tta_crop) == ("hflip", 0)
     cropped_twice = ModelCard.load(publish_ensemble([cropped, cropped], data, "crops", models_dir=tmp_path))
     assert (cropped_twice.tta, cropped_twice.tta_crop) == ("ten_crop", CROP)
+    mirrored = ModelCard.load(publish_ensemble([cropped, cropped], data, "mirrored", models_dir=tmp_path,
+                                               tta="hflip"))
+    assert (mirrored.tta, mirrored.tta_crop) == ("hflip", 0) and "accuracy_hflip" not in mirrored.validation
+    assert mirrored.data["regenerate"].endswith("--name mirrored --tta hflip")
+    with pytest.raises(ValueError, match="ensemble tta must be one of auto, hflip"):
+        publish_ensemble([cropped, cropped], data, "odd", models_dir=tmp_path, tta="five_crop")
 
 
 def test_grad_cam_of_a_cropping_model_covers_only_what_it_sees(crop_run):

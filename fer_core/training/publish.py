@@ -62,17 +62,23 @@ def save_model(model, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+ENSEMBLE_TTA = ("auto", "hflip")
+
+
 def tta_settings(crop: int) -> dict:
     """The card's test-time augmentation for a model that centre-crops ``crop`` pixels per side:
     ten crops of a model trained on crops, the mirror image otherwise."""
     return {"tta": "ten_crop", "tta_crop": crop} if crop else {"tta": "hflip"}
 
 
-def ensemble_tta(members: list[EmotionRecognizer]) -> dict:
-    """Ten crops only when every member was trained on crops of the same size: a member that sees
-    whole faces would be shown shifted ones, which it never learned on. Otherwise the mirror image."""
+def ensemble_tta(members: list[EmotionRecognizer], tta: str = "auto") -> dict:
+    """With ``auto``, ten crops only when every member was trained on crops of the same size: a member
+    that sees whole faces would be shown shifted ones, which it never learned on. Otherwise, or with
+    ``hflip`` (ten crops cost five times the mirror image's time per face), the mirror image."""
+    if tta not in ENSEMBLE_TTA:
+        raise ValueError(f"ensemble tta must be one of {', '.join(ENSEMBLE_TTA)}, got {tta!r}")
     crops = {member.card.tta_crop for member in members}
-    return tta_settings(crops.pop() if len(crops) == 1 else 0)
+    return tta_settings(crops.pop() if tta == "auto" and len(crops) == 1 else 0)
 
 
 def choose_input_blur(dest: Path, faces: np.ndarray, y: np.ndarray,
@@ -158,11 +164,14 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
 
 
 def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathLike, name: str,
-                     models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None) -> Path:
+                     models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None,
+                     tta: str = "auto") -> Path:
     """Average published models (each with its own input blur) into one ``models_dir/NAME.keras``,
-    then calibrate and measure it on the validation split like any published model."""
+    then calibrate and measure it on the validation split like any published model, with the
+    test-time augmentation :func:`ensemble_tta` gives it."""
     models_dir = Path(models_dir)
     members = [EmotionRecognizer(path) for path in member_paths]
+    tta_card = ensemble_tta(members, tta)
     schemes = {m.model_scheme for m in members}
     if len(schemes) != 1:
         raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
@@ -174,9 +183,9 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         "members": [member_summary(m.model_path) for m in members],
         "training": {"command": None, "members": "each member's card gives its training command",
                      "parameters": None},
-        "tta": ensemble_tta(members),
+        "tta": tta_card,
         "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
-                      f"--name {name}",
+                      f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}"),
     }
     return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
 
