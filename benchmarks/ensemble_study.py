@@ -13,7 +13,7 @@ the best subset is chosen on one half and scored on the other, both ways round. 
 unseen half is the one to expect of that choice on new faces.
 
 Usage: ``python benchmarks/ensemble_study.py MODEL... [--data ../shared/data/fer2013]
-[--split PublicTest] [--min-size 2] [--max-size N] [--tta auto|hflip|none] [--top 10] [--keras]``
+[--split PublicTest] [--min-size 2] [--max-size N] [--tta auto hflip none] [--top 10] [--keras]``
 """
 
 from __future__ import annotations
@@ -84,6 +84,39 @@ def subset_name(combo: tuple[MemberProbs, ...]) -> str:
     return " + ".join(m.name for m in combo)
 
 
+def report(members: list[MemberProbs], y: np.ndarray, labels: list[str], tta: str,
+           args: argparse.Namespace) -> None:
+    """The singles, the best subsets and the split-half check, all under test-time augmentation ``tta``."""
+    print(f"\ntest-time augmentation: {tta}")
+    for member in members:
+        single = summarise_predictions(ensemble_probs((member,), tta), y, labels)
+        print(f"  {member.name}: {single['accuracy']:.2%}, macro F1 {single['macro_f1']:.3f}")
+    best_single = max(members, key=lambda m: (ensemble_probs((m,), tta).argmax(1) == y).mean())
+    single_right = ensemble_probs((best_single,), tta).argmax(1) == y
+
+    combos = subsets(members, args.min_size, args.max_size)
+    right = np.array([ensemble_probs(combo, tta).argmax(1) == y for combo in combos])
+    order = np.argsort(-right.mean(axis=1), kind="stable")
+    print(f"{len(combos)} subsets; the {min(args.top, len(combos))} most accurate "
+          f"(p: exact McNemar against the best single member, {best_single.name}):")
+    for i in order[: args.top]:
+        figures = summarise_predictions(ensemble_probs(combos[i], tta), y, labels)
+        p = paired_comparison(right[i], single_right)["p_value"]
+        print(f"  {figures['accuracy']:.2%}  F1 {figures['macro_f1']:.3f}  p {p:.3f}  {subset_name(combos[i])}")
+    everyone = summarise_predictions(ensemble_probs(tuple(members), tta), y, labels)
+    print(f"all {len(members)} members: {everyone['accuracy']:.2%}, macro F1 {everyone['macro_f1']:.3f}")
+
+    print("chosen on one half, scored on the other (the lead that survives new faces):")
+    halves = stratified_halves(y, args.seed)
+    for chosen_on, scored_on in ((0, 1), (1, 0)):
+        pick = int(np.argmax(right[:, halves[chosen_on]].mean(axis=1)))  # ties: the fewest members
+        seen, unseen = right[pick, halves[chosen_on]].mean(), right[pick, halves[scored_on]].mean()
+        best_there = right[:, halves[scored_on]].mean(axis=1).max()
+        print(f"  half {chosen_on + 1} picks {subset_name(combos[pick])}: {seen:.2%} there, {unseen:.2%} on "
+              f"half {scored_on + 1} (whose own best is {best_there:.2%}; best single there "
+              f"{single_right[halves[scored_on]].mean():.2%})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", type=Path, nargs="+")
@@ -91,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="PublicTest")
     parser.add_argument("--min-size", type=int, default=2)
     parser.add_argument("--max-size", type=int, default=None, help="largest subset scored (default: all)")
-    parser.add_argument("--tta", choices=("auto", "hflip", "none"), default="auto",
-                        help="auto: the ensemble command's TTA (ten crops when every member shares its "
-                             "crop, else the mirror image); hflip or none for a tighter time budget")
+    parser.add_argument("--tta", choices=("auto", "hflip", "none"), nargs="+", default=["auto"],
+                        help="one report per choice: auto, the ensemble command's TTA (ten crops when every "
+                             "member shares its crop, else the mirror image); hflip or none for a tighter "
+                             "time budget")
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="seed of the split into halves")
     parser.add_argument("--keras", action="store_true", help="classify through Keras, not the exported files")
@@ -107,37 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(y)} {args.split} faces, {len(args.models)} models, test-time augmentation: {args.tta}")
+    print(f"{len(y)} {args.split} faces, {len(args.models)} models")
 
-    members = []
-    for path in args.models:
-        members.append(member_probs(path, images, use_export=not args.keras))
-        single = summarise_predictions(ensemble_probs((members[-1],), args.tta), y, first.labels)
-        print(f"  {members[-1].name}: {single['accuracy']:.2%}, macro F1 {single['macro_f1']:.3f}")
-    best_single = max(members, key=lambda m: (ensemble_probs((m,), args.tta).argmax(1) == y).mean())
-    single_right = ensemble_probs((best_single,), args.tta).argmax(1) == y
-
-    combos = subsets(members, args.min_size, args.max_size)
-    right = np.array([ensemble_probs(combo, args.tta).argmax(1) == y for combo in combos])
-    order = np.argsort(-right.mean(axis=1), kind="stable")
-    print(f"\n{len(combos)} subsets; the {min(args.top, len(combos))} most accurate "
-          f"(p: exact McNemar against the best single member, {best_single.name}):")
-    for i in order[: args.top]:
-        figures = summarise_predictions(ensemble_probs(combos[i], args.tta), y, first.labels)
-        p = paired_comparison(right[i], single_right)["p_value"]
-        print(f"  {figures['accuracy']:.2%}  F1 {figures['macro_f1']:.3f}  p {p:.3f}  {subset_name(combos[i])}")
-    everyone = summarise_predictions(ensemble_probs(tuple(members), args.tta), y, first.labels)
-    print(f"all {len(members)} members: {everyone['accuracy']:.2%}, macro F1 {everyone['macro_f1']:.3f}")
-
-    print("\nchosen on one half, scored on the other (the lead that survives new faces):")
-    halves = stratified_halves(y, args.seed)
-    for chosen_on, scored_on in ((0, 1), (1, 0)):
-        pick = int(np.argmax(right[:, halves[chosen_on]].mean(axis=1)))  # ties: the fewest members
-        seen, unseen = right[pick, halves[chosen_on]].mean(), right[pick, halves[scored_on]].mean()
-        best_there = right[:, halves[scored_on]].mean(axis=1).max()
-        print(f"  half {chosen_on + 1} picks {subset_name(combos[pick])}: {seen:.2%} there, {unseen:.2%} on "
-              f"half {scored_on + 1} (whose own best is {best_there:.2%}; best single there "
-              f"{single_right[halves[scored_on]].mean():.2%})")
+    members = [member_probs(path, images, use_export=not args.keras) for path in args.models]
+    for tta in args.tta:
+        report(members, y, first.labels, tta, args)
     return 0
 
 

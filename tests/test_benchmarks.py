@@ -188,7 +188,8 @@ def test_ensemble_study_runs_on_the_validation_faces(ensemble_study, tmp_path, f
     for path in paths:
         build_model("tiny", 7).save(path)
     assert ensemble_study.main([*map(str, paths), "--data", str(fer_dir), "--top", "2", "--max-size", "2",
-                                "--tta", "none"]) == 0
+                                "--tta", "none", "hflip"]) == 0
     out = capsys.readouterr().out
-    assert "3589 PublicTest faces, 3 models, test-time augmentation: none" in out and "3 subsets" in out
-    assert "all 3 members:" in out and out.count("scored on the other") == 1 and out.count(" picks ") == 2
+    assert "3589 PublicTest faces, 3 models" in out and out.count("3 subsets") == 2
+    assert out.index("test-time augmentation: none") < out.index("test-time augmentation: hflip")
+    assert out.count("all 3 members:") == 2 and out.count("scored on the other") == 2 and out.count(" picks ") == 4
