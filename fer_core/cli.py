@@ -537,9 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("members", nargs="+", metavar="MODEL", help="published .keras models with the same classes")
     p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
     p.add_argument("--name", required=True, help="model name in models/")
-    p.add_argument("--tta", choices=("auto", "hflip"), default="auto",
+    p.add_argument("--tta", choices=("auto", "hflip", "none"), default="auto",
                    help="auto (default): ten crops when every member was trained on crops of the same size, "
-                        "else the mirror image; hflip: the mirror image always (a fifth of ten crops' time)")
+                        "else the mirror image; hflip: the mirror image always (a fifth of ten crops' time); "
+                        "none: one view per member (half the mirror image's time)")
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("predict", parents=[common, classify],

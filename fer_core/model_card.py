@@ -20,10 +20,12 @@ MODELS_DIR = PROJECT_ROOT / "models"
 # one for the live camera, where every frame counts.
 DEFAULT_MODEL_NAME = "vgg_ensemble3w_fer7.keras"
 FAST_MODEL_NAME = "vgg_compact_crop4_e80_fer7.keras"
-# Test-time augmentation recorded in a card: the face and its mirror image, or ten crops (the centre
-# and four corner crops of ``tta_crop`` pixels, each also mirrored) for models trained on crops.
+# Test-time augmentation recorded in a card: the face and its mirror image, ten crops (the centre
+# and four corner crops of ``tta_crop`` pixels, each also mirrored) for models trained on crops, or
+# none (an ensemble whose members' average does the work views would, at a frame's time budget).
 TTA_MODES = {"hflip": "average of the face and its mirror image",
-             "ten_crop": "average of ten crops: the centre and the four corners, each also mirrored"}
+             "ten_crop": "average of ten crops: the centre and the four corners, each also mirrored",
+             "none": "one view: the face as it is"}
 
 
 def default_model_path() -> Path:

@@ -65,6 +65,7 @@ def test_ten_crop_views_are_the_centre_and_corner_crops_and_their_mirrors():
     np.testing.assert_array_equal(views[5:], views[:5, :, :, ::-1])
     hflip = tta_views(faces, "hflip")
     np.testing.assert_array_equal(hflip, np.stack([faces, faces[:, :, ::-1]]))
+    np.testing.assert_array_equal(tta_views(faces, "none"), faces[None])
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         tta_views(faces, "ten_crop", 0)
 
@@ -133,7 +134,15 @@ def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(c
                                                tta="hflip"))
     assert (mirrored.tta, mirrored.tta_crop) == ("hflip", 0) and "accuracy_hflip" not in mirrored.validation
     assert mirrored.data["regenerate"].endswith("--name mirrored --tta hflip")
-    with pytest.raises(ValueError, match="ensemble tta must be one of auto, hflip"):
+    single_view = ModelCard.load(publish_ensemble([cropped, cropped], data, "single_view", models_dir=tmp_path,
+                                                  tta="none"))
+    assert single_view.tta == "none" and single_view.data["regenerate"].endswith("--tta none")
+    assert single_view.validation["accuracy"] == single_view.validation["accuracy_no_tta"]
+    assert single_view.validation["accuracy_hflip"] == mirrored.validation["accuracy"]
+    faces = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    recognizer = EmotionRecognizer(single_view.model_path)
+    np.testing.assert_allclose(recognizer.raw_probabilities(faces), recognizer.raw_probabilities(faces, tta=False))
+    with pytest.raises(ValueError, match="ensemble tta must be one of auto, hflip, none"):
         publish_ensemble([cropped, cropped], data, "odd", models_dir=tmp_path, tta="five_crop")
 
 

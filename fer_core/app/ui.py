@@ -149,6 +149,10 @@ def tta_toggle(model_path: Path | None, value: bool) -> bool:
     """Sidebar toggle for test-time augmentation; its help names the views the chosen model's card
     averages (the mirror image, or ten crops) and what they cost."""
     card = ModelCard.load(model_path) if model_path is not None and model_path.is_file() else None
+    if card is not None and card.tta == "none":
+        return st.sidebar.toggle("Test-time augmentation", value=value, disabled=True,
+                                 help="This model classifies one view per face (its card sets no test-time "
+                                      "augmentation: an ensemble, its members' average does that work).")
     views = (card.data.get("tta_description") if card else None) or TTA_MODES["hflip"]
     work = "ten times" if card is not None and card.tta == "ten_crop" else "twice"
     return st.sidebar.toggle("Test-time augmentation", value=value,

@@ -48,17 +48,19 @@ def shift_binary_threshold(probs: np.ndarray, threshold: float) -> np.ndarray:
 def tta_views(faces: np.ndarray, mode: str, crop: int = 0) -> np.ndarray:
     """The views test-time augmentation classifies, ``(V, N, 48, 48, 1)``, for faces ``(N, 48, 48, 1)``.
 
-    ``hflip``: each face and its mirror image. ``ten_crop``: the face shifted by ``(dy, dx)`` in
-    ``{0, ±crop}²`` corners and centre, each also mirrored. A model trained with ``crop`` (its centre
-    crop inside, see :mod:`fer_core.training.architectures`) sees in a shifted face exactly a corner
-    crop of the original, so the model file keeps taking whole 48×48 faces; the border that enters
-    (the edge pixels repeated) lies outside its crop.
+    ``none``: the faces alone. ``hflip``: each face and its mirror image. ``ten_crop``: the face
+    shifted by ``(dy, dx)`` in ``{0, ±crop}²`` corners and centre, each also mirrored. A model
+    trained with ``crop`` (its centre crop inside, see :mod:`fer_core.training.architectures`) sees
+    in a shifted face exactly a corner crop of the original, so the model file keeps taking whole
+    48×48 faces; the border that enters (the edge pixels repeated) lies outside its crop.
     """
+    if mode == "none":
+        return faces[None]
     if mode == "hflip":
         return np.stack([faces, faces[:, :, ::-1]])
     if mode != "ten_crop" or crop < 1:
         raise ValueError(f"unknown test-time augmentation {mode!r} (crop {crop}); "
-                         "choose hflip, or ten_crop with a crop of 1 pixel or more")
+                         "choose none, hflip, or ten_crop with a crop of 1 pixel or more")
     size = faces.shape[1]
     padded = np.pad(faces, ((0, 0), (crop, crop), (crop, crop), (0, 0)), mode="edge")
     offsets = ((0, 0), (-crop, -crop), (-crop, crop), (crop, -crop), (crop, crop))

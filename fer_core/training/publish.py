@@ -62,7 +62,7 @@ def save_model(model, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-ENSEMBLE_TTA = ("auto", "hflip")
+ENSEMBLE_TTA = ("auto", "hflip", "none")
 
 
 def tta_settings(crop: int) -> dict:
@@ -74,9 +74,12 @@ def tta_settings(crop: int) -> dict:
 def ensemble_tta(members: list[EmotionRecognizer], tta: str = "auto") -> dict:
     """With ``auto``, ten crops only when every member was trained on crops of the same size: a member
     that sees whole faces would be shown shifted ones, which it never learned on. Otherwise, or with
-    ``hflip`` (ten crops cost five times the mirror image's time per face), the mirror image."""
+    ``hflip`` (ten crops cost five times the mirror image's time per face), the mirror image; with
+    ``none`` one view per member, half the mirror image's time."""
     if tta not in ENSEMBLE_TTA:
         raise ValueError(f"ensemble tta must be one of {', '.join(ENSEMBLE_TTA)}, got {tta!r}")
+    if tta == "none":
+        return {"tta": "none"}
     crops = {member.card.tta_crop for member in members}
     return tta_settings(crops.pop() if tta == "auto" and len(crops) == 1 else 0)
 
