@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from compare_models import labelled_faces
 
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.model_card import PROJECT_ROOT
+from fer_core.model_card import ENSEMBLE_TTA, PROJECT_ROOT
 from fer_core.training.metrics import paired_comparison, summarise_predictions
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="PublicTest")
     parser.add_argument("--min-size", type=int, default=2)
     parser.add_argument("--max-size", type=int, default=None, help="largest subset scored (default: all)")
-    parser.add_argument("--tta", choices=("auto", "hflip", "none"), nargs="+", default=["auto"],
+    parser.add_argument("--tta", choices=ENSEMBLE_TTA, nargs="+", default=["auto"],
                         help="one report per choice: auto, the ensemble command's TTA (ten crops when every "
                              "member shares its crop, else the mirror image); hflip or none for a tighter "
                              "time budget")

@@ -402,6 +402,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fer_core.model_card import ENSEMBLE_TTA
     from fer_core.training.architectures import ARCHITECTURES
     from fer_core.training.augment import AUGMENTATIONS
     from fer_core.training.publish import BLUR_CANDIDATES
@@ -537,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("members", nargs="+", metavar="MODEL", help="published .keras models with the same classes")
     p.add_argument("--data", required=True, help="data with the PublicTest (validation) faces")
     p.add_argument("--name", required=True, help="model name in models/")
-    p.add_argument("--tta", choices=("auto", "hflip", "none"), default="auto",
+    p.add_argument("--tta", choices=ENSEMBLE_TTA, default="auto",
                    help="auto (default): ten crops when every member was trained on crops of the same size, "
                         "else the mirror image; hflip: the mirror image always (a fifth of ten crops' time); "
                         "none: one view per member (half the mirror image's time)")

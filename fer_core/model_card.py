@@ -26,6 +26,9 @@ FAST_MODEL_NAME = "vgg_compact_crop4_e80_fer7.keras"
 TTA_MODES = {"hflip": "average of the face and its mirror image",
              "ten_crop": "average of ten crops: the centre and the four corners, each also mirrored",
              "none": "one view: the face as it is"}
+# What `ensemble --tta` takes: auto (ten crops when every member shares its crop, else the mirror image)
+# or one of the modes an ensemble of any members can use.
+ENSEMBLE_TTA = ("auto", "hflip", "none")
 
 
 def default_model_path() -> Path:

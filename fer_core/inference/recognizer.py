@@ -202,7 +202,7 @@ class EmotionRecognizer:
         out = []
         for start in range(0, len(x), self.batch_size):
             batch = x[start : start + self.batch_size]
-            if not mode:
+            if not mode or mode == "none":
                 out.append((self._exported or self._keras)(batch))
                 continue
             views = tta_views(batch, mode, self.card.tta_crop)

@@ -23,6 +23,7 @@ from fer_core.data import FaceData, load_dataset
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.labels import SMILE, LabelScheme, project_probabilities
 from fer_core.model_card import (
+    ENSEMBLE_TTA,
     MODELS_DIR,
     TTA_MODES,
     ModelCard,
@@ -60,9 +61,6 @@ def save_model(model, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, dest)
-
-
-ENSEMBLE_TTA = ("auto", "hflip", "none")
 
 
 def tta_settings(crop: int) -> dict:
