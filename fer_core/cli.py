@@ -336,7 +336,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from fer_core.inference.crop import face_crop_card
     from fer_core.training.publish import publish_ensemble
 
-    dest = publish_ensemble(args.members, args.data, args.name, face_crop=face_crop_card(), tta=args.tta)
+    dest = publish_ensemble(args.members, args.data, args.name, face_crop=face_crop_card(), tta=args.tta,
+                            weights=args.weights)
     print(f"published {dest}: {len(args.members)} members averaged, with its card and evaluation")
     return 0
 
@@ -403,7 +404,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fer_core.model_card import ENSEMBLE_TTA
-    from fer_core.training.architectures import ARCHITECTURES
+    from fer_core.training.architectures import ARCHITECTURES, WEIGHT_DTYPES
     from fer_core.training.augment import AUGMENTATIONS
     from fer_core.training.publish import BLUR_CANDIDATES
     from fer_core.training.train import OPTIMIZERS, PRECISIONS, TrainConfig
@@ -542,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): ten crops when every member was trained on crops of the same size, "
                         "else the mirror image; hflip: the mirror image always (a fifth of ten crops' time); "
                         "none: one view per member (half the mirror image's time)")
+    p.add_argument("--weights", choices=WEIGHT_DTYPES, default="float32",
+                   help="how the file stores the members' weights: float32 (default), or float16 (half the "
+                        "bytes, for many members; still computed in float32)")
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("predict", parents=[common, classify],

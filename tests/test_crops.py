@@ -146,6 +146,28 @@ def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(c
         publish_ensemble([cropped, cropped], data, "odd", models_dir=tmp_path, tta="five_crop")
 
 
+def test_an_ensemble_stored_in_float16_takes_half_the_bytes_and_computes_in_float32(crop_run, tmp_path):
+    import keras
+
+    data, run = crop_run
+    member = publish(run, data, "member", models_dir=tmp_path)
+    full = publish_ensemble([member, member], data, "full", models_dir=tmp_path, tta="none")
+    half = publish_ensemble([member, member], data, "half", models_dir=tmp_path, tta="none", weights="float16")
+    stored = {path: keras.models.load_model(path, safe_mode=True).weights for path in (full, half)}
+    assert {str(w.dtype) for w in stored[half]} == {"float16"}
+    assert sum(w.numpy().nbytes for w in stored[half]) * 2 == sum(w.numpy().nbytes for w in stored[full])
+    recognizer = EmotionRecognizer(half, use_export=False)
+    assert {str(w.dtype) for w in recognizer.model.weights} == {"float32"}
+    faces = np.random.default_rng(3).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(recognizer.raw_probabilities(faces),
+                               EmotionRecognizer(full, use_export=False).raw_probabilities(faces), atol=2e-3)
+    card = ModelCard.load(half)
+    assert card.data["weights"] == "float16" and card.data["regenerate"].endswith("--tta none --weights float16")
+    assert card.exported_model_path is not None  # the ONNX export matched the float16-stored weights
+    with pytest.raises(ValueError, match="ensemble weights must be one of float32, float16"):
+        publish_ensemble([member, member], data, "odd", models_dir=tmp_path, weights="int4")
+
+
 def test_grad_cam_of_a_cropping_model_covers_only_what_it_sees(crop_run):
     _, run = crop_run
     model = keras.models.load_model(run / "best.keras", safe_mode=True)

@@ -45,22 +45,32 @@ def runtime_version() -> str | None:
     return onnxruntime.__version__
 
 
-def float32_copy(model: keras.Model) -> keras.Model:
-    """The same network and weights computing in float32 (every layer's dtype policy set to
-    ``float32``, sub-models included)."""
+def policy_copy(model: keras.Model, policy: str) -> keras.Model:
+    """The same network and weights under the dtype policy ``policy`` (every layer's, sub-models
+    included): ``float32`` to compute in float32, ``float16`` to store the weights in half the bytes."""
 
-    def to_float32(config):
+    def with_policy(config):
         if isinstance(config, dict):
             if config.get("class_name") == "DTypePolicy":
-                return {**config, "config": {**config["config"], "name": "float32"}}
-            return {key: to_float32(value) for key, value in config.items()}
+                return {**config, "config": {**config["config"], "name": policy}}
+            return {key: with_policy(value) for key, value in config.items()}
         if isinstance(config, list):
-            return [to_float32(value) for value in config]
+            return [with_policy(value) for value in config]
         return config
 
-    copy = model.__class__.from_config(to_float32(model.get_config()))
+    copy = model.__class__.from_config(with_policy(model.get_config()))
     copy.set_weights(model.get_weights())
     return copy
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same network and weights computing in float32."""
+    return policy_copy(model, "float32")
+
+
+def stores_half_weights(model: keras.Model) -> bool:
+    """Whether ``model`` keeps weights in float16 (an ensemble saved with ``--weights float16``)."""
+    return any(str(w.dtype) == "float16" for w in model.weights)
 
 
 def export_onnx(model: keras.Model, dest: str | os.PathLike) -> Path:

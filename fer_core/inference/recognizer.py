@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.data import FACE_SIZE
-from fer_core.inference.exported import OnnxClassifier, runtime_version
+from fer_core.inference.exported import OnnxClassifier, float32_copy, runtime_version, stores_half_weights
 from fer_core.labels import LabelScheme, get_scheme, projection_matrix
 from fer_core.model_card import ModelCard, default_model_path
 
@@ -105,7 +105,10 @@ class KerasModel:
             if self._model is None:
                 import keras
 
-                self._model = keras.models.load_model(self.path, compile=False, safe_mode=True)
+                model = keras.models.load_model(self.path, compile=False, safe_mode=True)
+                # float16 is how such a file stores its weights, not how it should compute: CPUs
+                # emulate float16 arithmetic, slowly
+                self._model = float32_copy(model) if stores_half_weights(model) else model
             return self._model
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:

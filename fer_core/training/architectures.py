@@ -175,15 +175,25 @@ def with_input_blur(model: keras.Model, sigma: float) -> keras.Model:
     return keras.Model(inputs, x, name=model.name)
 
 
-def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+def build_ensemble(members: list[keras.Model], name: str = "ensemble", weights: str = "float32") -> keras.Model:
     """One model whose output is the mean of its members' probabilities.
 
     The members (each with its own input blur and rescaling inside) become sub-models of a single
     functional model, so the ensemble is one ``.keras`` file that every code path loads and calls
-    like any other model. Members must share the input shape and the classes.
+    like any other model. Members must share the input shape and the classes. ``weights="float16"``
+    stores the members' weights in half the bytes (a file of many members stays under the size a
+    repository can hold); the recognizer computes such a model in float32.
     """
     import keras
     from keras import layers
+
+    from fer_core.inference.exported import policy_copy
+
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(f"ensemble weights must be one of {', '.join(WEIGHT_DTYPES)}; got {weights!r}")
 
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
@@ -193,6 +203,8 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.
     inputs = keras.Input(members[0].inputs[0].shape[1:], name="face")
     outputs = []
     for i, member in enumerate(members):
+        if weights == "float16":
+            member = policy_copy(member, "float16")
         wrapped = keras.Model(member.inputs[0], member.outputs[0], name=f"member_{i}_{member.name}")
         outputs.append(wrapped(inputs))
     mean = layers.Average(dtype="float32", name="probabilities")(outputs)

@@ -166,10 +166,11 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
 
 def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathLike, name: str,
                      models_dir: str | os.PathLike = MODELS_DIR, face_crop: dict | None = None,
-                     tta: str = "auto") -> Path:
-    """Average published models (each with its own input blur) into one ``models_dir/NAME.keras``,
-    then calibrate and measure it on the validation split like any published model, with the
-    test-time augmentation :func:`ensemble_tta` gives it."""
+                     tta: str = "auto", weights: str = "float32") -> Path:
+    """Average published models (each with its own input blur) into one ``models_dir/NAME.keras``
+    (weights stored as ``weights``: see :func:`build_ensemble`), then calibrate and measure it on the
+    validation split like any published model, with the test-time augmentation :func:`ensemble_tta`
+    gives it."""
     models_dir = Path(models_dir)
     members = [EmotionRecognizer(path) for path in member_paths]
     tta_card = ensemble_tta(members, tta)
@@ -177,7 +178,7 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
     if len(schemes) != 1:
         raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
     dest = models_dir / f"{name}.keras"
-    save_model(build_ensemble([m.model for m in members], name=name), dest)
+    save_model(build_ensemble([m.model for m in members], name=name, weights=weights), dest)
     history_path(dest).unlink(missing_ok=True)  # an ensemble has no curves of its own: its members do
     about = {
         "architecture": "ensemble",
@@ -185,8 +186,10 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         "training": {"command": None, "members": "each member's card gives its training command",
                      "parameters": None},
         "tta": tta_card,
+        "weights": weights,
         "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
-                      f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}"),
+                      f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}")
+                      + ("" if weights == "float32" else f" --weights {weights}"),
     }
     return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
 
@@ -198,8 +201,8 @@ def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop:
     card = ModelCard.load(model_path)
     if not card.is_published:
         raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
-    about = {key: card.data[key] for key in ("architecture", "training", "regenerate", "members", "input_blur")
-             if key in card.data}
+    kept = ("architecture", "training", "regenerate", "members", "weights", "input_blur")
+    about = {key: card.data[key] for key in kept if key in card.data}
     about["tta"] = tta_settings(card.tta_crop)
     return measure_and_write_card(model_path, data, card.scheme, about,
                                   face_crop if face_crop is not None else card.face_crop, blur_candidates=(0.0,))
@@ -301,7 +304,7 @@ def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelSch
                                                     else ""),
         "temperature": temperature,
         "face_crop": face_crop,
-        **{key: about[key] for key in ("members",) if key in about},
+        **{key: about[key] for key in ("members", "weights") if key in about},
         "training": about["training"],
         "metrics": {
             "validation": {
