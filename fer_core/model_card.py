@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 # Two shipped models: the accurate one for photos, videos, explanations and the CLIs, and a fast
 # one for the live camera, where every frame counts.
-DEFAULT_MODEL_NAME = "vgg_ensemble3w_fer7.keras"
+DEFAULT_MODEL_NAME = "vgg_ensemble6w_fer7.keras"
 FAST_MODEL_NAME = "vgg_compact_crop4_e80_fer7.keras"
 # Test-time augmentation recorded in a card: the face and its mirror image, ten crops (the centre
 # and four corner crops of ``tta_crop`` pixels, each also mirrored) for models trained on crops, or
