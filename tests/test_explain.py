@@ -18,6 +18,7 @@ from fer_core.inference.explain import (
     grad_cam,
     overlay_heatmap,
 )
+from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.model_card import default_model_path
 from fer_core.training.architectures import ARCHITECTURES, build_model, with_input_blur
 
@@ -57,12 +58,11 @@ def test_the_input_blur_is_preprocessing_not_a_layer_to_explain(sample_faces):
 
 
 def test_grad_cam_on_real_faces_with_the_shipped_model(sample_faces):
-    import keras
-
     path = default_model_path()
     if not path.is_file():
         pytest.skip(f"shipped model {path} not present")
-    model = keras.models.load_model(path, safe_mode=True)
+    # as the pages load it: through the recognizer, which computes a float16-stored ensemble in float32
+    model = EmotionRecognizer(path, use_export=False).model
     faces = np.concatenate([sample_faces.images[sample_faces.labels == label][:4] for label in range(7)])
     for face in faces:  # the predicted emotion of 4 faces of each class
         heatmap, _ = grad_cam(model, face)
