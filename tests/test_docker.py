@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from fer_core.model_card import DEFAULT_MODEL_NAME, FAST_MODEL_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 # What the app reads at run time: it must be in the build context and not left out by .dockerignore.
 APP_FILES = ["streamlit_app.py", "requirements.txt", "fer_core/__init__.py", "pages", ".streamlit/config.toml",
-             "data/sample", "models/vgg_ensemble6w_fer7.keras", "models/vgg_compact_crop4_e80_fer7.keras"]
+             "data/sample", f"models/{DEFAULT_MODEL_NAME}", f"models/{FAST_MODEL_NAME}"]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
