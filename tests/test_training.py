@@ -26,7 +26,7 @@ from fer_core.training.architectures import (
 )
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import evaluate_faces, expected_calibration_error
-from fer_core.training.publish import publish, training_summary
+from fer_core.training.publish import BLUR_CANDIDATES, publish, publish_command, training_summary
 from fer_core.training.train import TrainConfig, read_history, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +182,13 @@ def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp
     export = card["export"]  # published with its float32 ONNX export, checked on the same faces
     assert (export["file"], export["precision"], export["n"]) == ("unit.onnx", "float32", 42)
     assert export["max_abs_diff"] <= 1e-3 and recognizer.backend.startswith("onnxruntime")
+
+
+def test_the_regenerate_command_keeps_a_non_default_input_blur_choice():
+    default = publish_command(Path("runs/a"), "data", "m", BLUR_CANDIDATES)
+    assert default == "python -m fer_core publish --run runs/a --data data --name m"
+    assert publish_command(Path("runs/a"), "data", "m", (0.0,)) == default + " --input-blur 0"
+    assert publish_command(Path("runs/a"), "data", "m", (0.0, 0.5)).endswith("--input-blur 0 0.5")
 
 
 def test_input_blur_is_a_fixed_gaussian_in_front_of_the_model(tmp_path):

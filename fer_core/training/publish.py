@@ -160,8 +160,17 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
     scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
     about = {"architecture": training["architecture"], "training": training,
              "tta": tta_settings(int(training["config"].get("crop", 0))),
-             "regenerate": f"python -m fer_core publish --run {run_dir} --data {data} --name {name}"}
+             "regenerate": publish_command(run_dir, data, name, blur_candidates)}
     return measure_and_write_card(dest, data, scheme, about, face_crop, blur_candidates)
+
+
+def publish_command(run_dir: Path, data: str | os.PathLike, name: str, blur_candidates: tuple[float, ...]) -> str:
+    """The ``publish`` command line that regenerates a model, with ``--input-blur`` where the sigmas
+    tried were not the default ones (so the regenerated model keeps the same choice)."""
+    command = f"python -m fer_core publish --run {run_dir} --data {data} --name {name}"
+    if tuple(blur_candidates) != tuple(BLUR_CANDIDATES):
+        command += " --input-blur " + " ".join(f"{sigma:g}" for sigma in blur_candidates)
+    return command
 
 
 def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathLike, name: str,
