@@ -8,7 +8,7 @@ Keras path: the model's own dtype policies (``mixed_bfloat16`` layers for the sh
 Batched faces/s (32, 256) and single-face latency, medians, the paths timed in turn within each
 repeat.
 
-Usage: ``python benchmarks/bench_runtimes.py [--model models/vgg_compact_fer7.keras] [--repeats 30]``
+Usage: ``python benchmarks/bench_runtimes.py [--model models/vgg_compact_crop4_e80_fer7.keras] [--repeats 30]``
 """
 
 from __future__ import annotations

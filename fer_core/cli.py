@@ -460,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS,
                    help="sgd = Nesterov momentum 0.9")
     p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
-    p.add_argument("--teacher", help="distil a published model (e.g. models/vgg_ensemble_fer7.keras): its "
+    p.add_argument("--teacher", help="distil a published model (e.g. models/vgg_ensemble6w_fer7.keras): its "
                                      "softened probabilities are mixed into each training target")
     p.add_argument("--teacher-weight", type=float, default=recipe.teacher_weight,
                    help=f"share of the teacher in the target (default {recipe.teacher_weight:g})")

@@ -14,7 +14,7 @@ import pytest
 
 from fer_core.inference import exported, recognizer
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.model_card import MODELS_DIR, ExportRecord, ModelCard, exported_model_path
+from fer_core.model_card import FAST_MODEL_NAME, MODELS_DIR, ExportRecord, ModelCard, exported_model_path
 from fer_core.training import export
 from fer_core.training.export import ExportRejected, export_published
 
@@ -182,7 +182,7 @@ def test_inference_threads_come_from_the_environment(monkeypatch):
     """Batch workers on Ray set FER_INFERENCE_THREADS=1 so that each uses only the CPU it holds."""
     from fer_core.inference.batch_ray import ONE_THREAD_EACH
 
-    path = exported_model_path(MODELS_DIR / "vgg_compact_fer7.keras")
+    path = exported_model_path(MODELS_DIR / FAST_MODEL_NAME)
     monkeypatch.setenv("FER_INFERENCE_THREADS", ONE_THREAD_EACH["FER_INFERENCE_THREADS"])
     session = exported.OnnxClassifier(path).session
     assert session.get_session_options().intra_op_num_threads == 1
