@@ -301,9 +301,40 @@ def models_dir() -> Path:
 
 
 def list_models(folder: str | os.PathLike | None = None) -> list[Path]:
-    """``.keras`` files in a folder (default :func:`models_dir`), the default model first."""
+    """``.keras`` files in a folder (default :func:`models_dir`): the accurate and the fast shipped
+    models first, then any other (a user's own) by name."""
     folder = Path(folder) if folder is not None else models_dir()
     if not folder.is_dir():
         return []
-    models = sorted(folder.glob("*.keras"))
-    return sorted(models, key=lambda p: p.name != DEFAULT_MODEL_NAME)
+    shipped_first = (DEFAULT_MODEL_NAME, FAST_MODEL_NAME)
+    return sorted(folder.glob("*.keras"),
+                  key=lambda p: (shipped_first.index(p.name) if p.name in shipped_first else 2, p.name))
+
+
+# What a picker calls each shipped model, by file name; any other model goes by its file's stem.
+MODEL_ROLES = {DEFAULT_MODEL_NAME: "Accurate", FAST_MODEL_NAME: "Fast"}
+
+
+def model_label(model_path: str | os.PathLike) -> str:
+    """How a person picks a model: ``Accurate — ensemble of 6, 71.9 %`` or ``Fast — 1.2 M parameters,
+    69.6 %`` for the shipped ones (role, size, validation accuracy from the card), ``NAME — 65.0 %``
+    (or the bare name without a measured card) for anyone else's."""
+    model_path = Path(model_path)
+    try:
+        card = ModelCard.load(model_path)
+    except (OSError, ValueError):  # an unreadable card: the picker still lists the file
+        return model_path.stem
+    accuracy = card.validation.get("accuracy")
+    measured = "" if accuracy is None else f"{100 * accuracy:.1f} %"
+    role = MODEL_ROLES.get(model_path.name)
+    if role is None:
+        return f"{model_path.stem} — {measured}" if measured else model_path.stem
+    return f"{role} — " + ", ".join(part for part in (model_size(card), measured) if part)
+
+
+def model_size(card: ModelCard) -> str:
+    """``ensemble of N`` for an ensemble, ``1.2 M parameters`` otherwise; empty when the card says neither."""
+    members = card.data.get("members")
+    if members:
+        return f"ensemble of {len(members)}"
+    return "" if card.parameters is None else f"{card.parameters / 1e6:.1f} M parameters"

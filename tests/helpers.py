@@ -33,3 +33,29 @@ def fail_analysis_of_frame(monkeypatch, n: int) -> None:
         return real(image, *args, **kwargs)
 
     monkeypatch.setattr(fer_core.inference.video, "analyze_image", analyze_image)
+
+
+def shipped_pair_and_own_models(folder) -> None:
+    """Cards (no weights: nothing here loads a model) for the two shipped models, a user's measured
+    model and a user's model without a card, in ``folder``."""
+    import json
+
+    from fer_core.labels import FER7
+    from fer_core.model_card import DEFAULT_MODEL_NAME, FAST_MODEL_NAME
+
+    def write(name: str, **fields) -> None:
+        (folder / name).write_bytes(b"weights are not read")
+        if fields:
+            card_data = {"name": name.removesuffix(".keras"), "scheme": FER7.to_dict(), **fields}
+            (folder / name).with_suffix(".json").write_text(json.dumps(card_data))
+
+    write(DEFAULT_MODEL_NAME, architecture="ensemble", parameters=16444782,
+          members=[{"name": f"m{i}"} for i in range(6)], metrics={"validation": {"accuracy": 0.71858}})
+    write(FAST_MODEL_NAME, parameters=1242919, metrics={"validation": {"accuracy": 0.69601}})
+    write("mine.keras", parameters=5000, metrics={"validation": {"accuracy": 0.65}})
+    write("bare.keras")
+
+
+SHIPPED_AND_OWN_LABELS = ["Accurate — ensemble of 6, 71.9 %", "Fast — 1.2 M parameters, 69.6 %",
+                          "bare", "mine — 65.0 %"]
+

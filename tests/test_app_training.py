@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import copy_real_faces
+from helpers import SHIPPED_AND_OWN_LABELS, copy_real_faces, shipped_pair_and_own_models
 from streamlit.testing.v1 import AppTest
 
 from fer_core.app.reports import (
@@ -22,6 +22,7 @@ from fer_core.app.reports import (
     reliability_frame,
 )
 from fer_core.labels import FER_LABELS
+from fer_core.model_card import DEFAULT_MODEL_NAME
 from fer_core.training.publish import publish
 from fer_core.training.train import TrainConfig, train
 
@@ -109,3 +110,13 @@ def test_training_page_compares_the_models_of_the_folder(published_model, tmp_pa
     assert not at.exception
     speeds = at.dataframe[-1].value["faces_per_s"]
     assert (speeds > 0).all()
+
+
+def test_the_model_picker_shows_roles_and_accuracy(monkeypatch, tmp_path):
+    shipped_pair_and_own_models(tmp_path)
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / DEFAULT_MODEL_NAME))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    picker = at.sidebar.selectbox(key="model")
+    assert picker.options == SHIPPED_AND_OWN_LABELS and picker.index == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import SHIPPED_AND_OWN_LABELS, shipped_pair_and_own_models
+
 from fer_core import model_card as card
 
 
@@ -42,3 +44,13 @@ def test_a_card_is_validated_before_it_is_written(tmp_path):
     with pytest.raises(ValueError, match="temperature"):
         ModelCard(model, {"name": "m", "scheme": SMILE.to_dict(), "temperature": 0}).save()
     assert json.loads((tmp_path / "m.json").read_text())["temperature"] == 1.2  # the bad ones never landed
+
+
+def test_models_are_listed_shipped_first_with_readable_labels(tmp_path):
+    shipped_pair_and_own_models(tmp_path)
+    models = card.list_models(tmp_path)
+    assert [p.name for p in models] == [card.DEFAULT_MODEL_NAME, card.FAST_MODEL_NAME, "bare.keras", "mine.keras"]
+    assert [card.model_label(p) for p in models] == SHIPPED_AND_OWN_LABELS
+    (tmp_path / "broken.keras").touch()
+    (tmp_path / "broken.json").write_text("{not json")
+    assert card.model_label(tmp_path / "broken.keras") == "broken"

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data import DataError, LoadResult, load_dataset
-from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models
+from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models, model_label
 
 SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
 DATA_ENV = "FER_DATA"
@@ -132,7 +132,9 @@ def model_picker(key: str = "model", default: Path | None = None) -> Path | None
         st.sidebar.warning("No model in models/. Train one: python -m fer_core train --help")
         return None
     index = models.index(default) if default in models else 0
-    choice = st.sidebar.selectbox("Model", models, index=index, format_func=lambda p: Path(p).stem, key=key)
+    choice = st.sidebar.selectbox("Model", models, index=index, format_func=model_label, key=key,
+                                  help="Accurate: the default for photos, videos and explanations. Fast: the live "
+                                       "camera's default. Figures: validation accuracy from each model's card.")
     return Path(choice)
 
 
