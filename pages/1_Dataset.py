@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core.app.ui import SAMPLE_DATA, default_data_path, load_dataset_or_error
+from fer_core.app.ui import load_dataset_or_error, offered_datasets, plain
 from fer_core.data import FaceData, LoadResult
 from fer_core.data.explore import (
     class_counts,
@@ -19,36 +19,35 @@ from fer_core.data.explore import (
     mean_faces,
     sample_per_class,
 )
+from fer_core.data.roots import ROOTS_ENV, SAMPLE_DATA, Dataset
 from fer_core.labels import FER_LABELS
 
-SAMPLE_CHOICE = "Bundled sample"
-PATH_CHOICE = "Full FER2013 (CSV or image folders)"
 EMOTION_ORDER = {"emotion": list(FER_LABELS)}
 
 
-def chosen_data_path() -> str | None:
-    """The data source the user picked; ``None`` (with a hint) while the path field is empty."""
-    choice = st.radio("Data source", [SAMPLE_CHOICE, PATH_CHOICE], horizontal=True, key="source")
-    if choice == SAMPLE_CHOICE:
-        st.caption(f"210 PublicTest faces (30 per class) shipped in `{SAMPLE_DATA.name}/`: see data/sample/README.md.")
-        return str(SAMPLE_DATA)
-    path = st.text_input(
-        "Path to fer2013.csv (or .csv.gz) or to the image folders (train/, validation/ of class folders)",
-        value=default_data_path(),
-        key="data_path",
-        help="Prefilled from the FER_DATA environment variable.",
-    ).strip()
-    if not path:
-        st.info("Enter a path, or set FER_DATA before starting the app.")
+def chosen_dataset() -> Dataset | None:
+    """The dataset the user picked among those under the server's data roots; ``None`` (with a hint)
+    when there is none. There is no free path field: a visitor reads only what the server offers."""
+    datasets = offered_datasets()
+    if not datasets:
+        st.warning(f"This server offers no dataset. Its operator adds folders with {ROOTS_ENV} when starting it.")
         return None
-    return path
+    by_label = {dataset.label: dataset for dataset in datasets}
+    label = st.selectbox("Dataset", list(by_label), key="dataset",
+                         help=f"The datasets under this server's data roots (the shipped sample, $FER_DATA, or "
+                              f"the folders in {ROOTS_ENV}): FER2013 CSV files and image folders.")
+    dataset = by_label[label]
+    if dataset.path == SAMPLE_DATA:
+        st.caption("210 PublicTest faces (30 per class) shipped with the app: see data/sample/README.md.")
+    return dataset
 
 
-def show_skipped(result: LoadResult) -> None:
+def show_skipped(result: LoadResult, dataset: Dataset) -> None:
     label = f"Skipped inputs ({len(result.skipped)})"
     with st.expander(label, expanded=len(result.data) == 0):
         if result.skipped:
-            skipped = pd.DataFrame([{"file or row": s.source, "reason": s.reason} for s in result.skipped])
+            skipped = pd.DataFrame([{"file or row": dataset.shown(s.source), "reason": dataset.shown(s.reason)}
+                                    for s in result.skipped])
             st.dataframe(skipped, hide_index=True, width="stretch")
         else:
             st.write("Nothing was skipped: every file or row was read.")
@@ -110,7 +109,7 @@ def show_sample_grid(data: FaceData, samples: dict[int, np.ndarray]) -> None:
         st.image(face_mosaic(data.images[indices], columns=len(indices), scale=2))
 
 
-def show_one_face(data: FaceData, samples: dict[int, np.ndarray], data_path: str) -> None:
+def show_one_face(data: FaceData, samples: dict[int, np.ndarray], dataset: Dataset) -> None:
     st.subheader("One face, enlarged")
     pick_class, pick_face = st.columns(2)
     label = pick_class.selectbox("Emotion", list(samples), format_func=lambda i: FER_LABELS[i], key="face_class")
@@ -121,7 +120,7 @@ def show_one_face(data: FaceData, samples: dict[int, np.ndarray], data_path: str
     picture, facts = st.columns([1, 2])
     picture.image(enlarge(data.images[index], scale=5))
     facts.markdown(f"**Label:** {FER_LABELS[data.labels[index]]}  \n**Split:** {data.splits[index]}")
-    facts.markdown(f"**Source:** `{describe_source(str(data.sources[index]), data_path)}`")
+    facts.markdown(f"**Source:** {plain(describe_source(dataset.shown(str(data.sources[index])), dataset.label))}")
 
 
 def show_mean_faces(data: FaceData) -> None:
@@ -135,21 +134,21 @@ def show_mean_faces(data: FaceData) -> None:
 def dataset_page() -> None:
     """What is in the chosen data: counts, class balance, sample and mean faces."""
     st.title("Dataset")
-    data_path = chosen_data_path()
-    if data_path is None:
+    dataset = chosen_dataset()
+    if dataset is None:
         st.stop()
-    result = load_dataset_or_error(data_path)
+    result = load_dataset_or_error(dataset)
     if result is None:
         st.stop()
     if len(result.data) == 0:
         st.error(
-            f"No faces found in {data_path}. Expected a fer2013.csv, or class folders (angry/, happy/, …) "
+            "No faces found in this dataset. Expected a fer2013.csv, or class folders (angry/, happy/, …) "
             "directly or inside split folders (train/, validation/)."
         )
-        show_skipped(result)
+        show_skipped(result, dataset)
         st.stop()
 
-    splits, labels = chosen_filters(result.data, data_path)
+    splits, labels = chosen_filters(result.data, str(dataset.path))
     data = filter_faces(result.data, splits, labels)
     total, shown, skipped = st.columns(3)
     total.metric("Faces loaded", f"{len(result.data):,}")
@@ -157,7 +156,7 @@ def dataset_page() -> None:
     skipped.metric("Skipped inputs", len(result.skipped))
     if len(data) == 0:
         st.warning("The filters leave no faces: choose at least one split and one emotion in the sidebar.")
-        show_skipped(result)
+        show_skipped(result, dataset)
         st.stop()
 
     show_counts(data)
@@ -165,9 +164,9 @@ def dataset_page() -> None:
     st.subheader("Sample faces")
     samples = chosen_sample(data)
     show_sample_grid(data, samples)
-    show_one_face(data, samples, data_path)
+    show_one_face(data, samples, dataset)
     show_mean_faces(data)
-    show_skipped(result)
+    show_skipped(result, dataset)
 
 
 dataset_page()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from fer_core.app.charts import emotion_bars
 from fer_core.app.ui import (
-    SAMPLE_DATA,
+    SAMPLE_DATASET,
     cached_recognizer,
     load_dataset_or_error,
     model_picker,
@@ -34,7 +34,7 @@ def detected_faces(data: bytes, name: str, model: str) -> np.ndarray:
 
 
 def face_from_dataset() -> tuple[np.ndarray, str] | None:
-    result = load_dataset_or_error(str(SAMPLE_DATA))
+    result = load_dataset_or_error(SAMPLE_DATASET)
     if result is None or len(result.data) == 0:
         return None
     left, right = st.columns(2)

@@ -8,14 +8,12 @@ import re
 import subprocess
 import sys
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.model_card import PROJECT_ROOT
 
 HOME = str(PROJECT_ROOT / "streamlit_app.py")
 DATASET = str(PROJECT_ROOT / "pages" / "1_Dataset.py")
-PATH_CHOICE = "Full FER2013 (CSV or image folders)"
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 
 
@@ -126,7 +124,7 @@ def test_dataset_page_reshuffle_draws_other_faces():
     assert at.session_state["sample_seed"] == 1
     source_after = [t for t in markdown_texts(at) if t.startswith("**Source:**")]
     assert source_before != source_after
-    assert "data/sample/validation/angry/PublicTest_" in source_after[0]
+    assert source_after[0].startswith(r"**Source:** sample/validation/angry/PublicTest\_"), "named from its root"
 
 
 def test_dataset_page_filters_by_emotion():
@@ -140,25 +138,27 @@ def test_dataset_page_filters_by_emotion():
     assert not at.exception and "no faces" in at.warning[0].value
 
 
-@pytest.mark.parametrize("bad_path", ["/no/such/fer2013", "README.md"])
-def test_dataset_page_reports_a_bad_path_and_keeps_working(bad_path):
+def test_dataset_page_names_a_broken_dataset_by_its_label_and_shows_none_of_its_rows(monkeypatch, tmp_path):
+    root = tmp_path / "root"
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "fer2013.csv").write_text("emotion,pixels\n9,secret words\n")
+    monkeypatch.setenv("FER_DATA_ROOTS", str(root))
     at = run_page(DATASET)
-    at.radio(key="source").set_value(PATH_CHOICE).run()
-    at.text_input(key="data_path").input(str(SAMPLE / bad_path)).run()
-    assert not at.exception
-    assert at.error and "Cannot read the data" in at.error[0].value
-    at.radio(key="source").set_value("Bundled sample").run()
-    assert not at.exception and not at.error
-    assert metric_values(at)["Faces loaded"] == "210"
+    assert at.selectbox(key="dataset").options == ["root/broken/fer2013.csv"]
+    assert "No faces found" in at.error[0].value
+    shown = " ".join([*(e.value for e in at.error), at.dataframe[0].value.to_csv()])
+    assert "root/broken/fer2013.csv row 2" in shown or "fer2013.csv row 2" in shown
+    assert "secret" not in shown and str(tmp_path) not in shown
 
 
 def test_dataset_page_reads_the_full_folders_from_fer_data(monkeypatch, fer_dir):
     monkeypatch.setenv("FER_DATA", str(fer_dir))
+    monkeypatch.delenv("FER_DATA_ROOTS", raising=False)
     at = run_page(DATASET)
-    at.radio(key="source").set_value(PATH_CHOICE).run()
+    assert at.selectbox(key="dataset").options == ["sample", fer_dir.name]
+    at.selectbox(key="dataset").set_value(fer_dir.name).run()
     assert not at.exception and not at.error
-    assert at.text_input(key="data_path").value == str(fer_dir)
     table = at.dataframe[0].value
     assert table.index.tolist() == ["Training", "PublicTest"]
     assert table["total"].tolist() == [28709, 3589]
-    assert at.multiselect(key=f"splits:{fer_dir}").value == ["Training", "PublicTest"]
+    assert at.multiselect(key=f"splits:{fer_dir.resolve()}").value == ["Training", "PublicTest"]

@@ -7,7 +7,7 @@ This is the only module of ``fer_core`` that imports Streamlit; nothing else in 
 from __future__ import annotations
 
 import logging
-import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +15,27 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.data import DataError, LoadResult, load_dataset
+from fer_core.data.roots import SAMPLE_DATA, Dataset, data_roots, find_datasets, resolve_under_roots
 from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models, model_label
 
-SAMPLE_DATA = PROJECT_ROOT / "data" / "sample"
-DATA_ENV = "FER_DATA"
 PAGES_DIR = PROJECT_ROOT / "pages"
 LOGGER = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped for Streamlit's Markdown (``st.markdown``, captions, labels, ``st.error``…):
+    shown exactly as written, never as a link, an image, a colour directive, LaTeX or an emoji code.
+
+    Every name a visitor chooses (an uploaded file's name, above all) goes through it: a file called
+    ``[click](https://evil.example)`` or ``![x](https://tracker.example/p.png)`` stays that text.
+    Line breaks become spaces so a name cannot start a Markdown block of its own.
+    """
+    one_line = " ".join(str(text).splitlines())
+    return MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
 
 
 @dataclass(frozen=True)
@@ -93,9 +107,17 @@ def run_page_guarded(page) -> None:
         st.exception(exc)
 
 
-def default_data_path() -> str:
-    """The full dataset path from ``$FER_DATA`` (empty when unset)."""
-    return os.environ.get(DATA_ENV, "")
+def offered_datasets() -> list[Dataset]:
+    """The datasets under the data roots (:mod:`fer_core.data.roots`), the shipped sample first."""
+    return datasets_under(tuple(data_roots()))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def datasets_under(roots: tuple[Path, ...]) -> list[Dataset]:
+    """:func:`offered_datasets` for these roots, looked for again after a minute (a dataset copied
+    under a root appears without a restart)."""
+    datasets = find_datasets(roots)
+    return sorted(datasets, key=lambda dataset: (dataset.path != SAMPLE_DATA, dataset.label))
 
 
 @st.cache_data(show_spinner="Loading faces…", max_entries=4)
@@ -104,12 +126,17 @@ def cached_dataset(path: str, skip_bad_rows: bool = True) -> LoadResult:
     return load_dataset(path, skip_bad_rows=skip_bad_rows)
 
 
-def load_dataset_or_error(path: str) -> LoadResult | None:
-    """Load through the cache; show a clear error on the page and return ``None`` on bad input."""
+SAMPLE_DATASET = Dataset(SAMPLE_DATA, "sample")
+
+
+def load_dataset_or_error(dataset: Dataset) -> LoadResult | None:
+    """Load an offered dataset (or the shipped sample) through the cache, checked once more against
+    the data roots; show a clear error (the dataset named by its label, never by the server's path)
+    and return ``None`` on bad input."""
     try:
-        return cached_dataset(path)
+        return cached_dataset(str(resolve_under_roots(dataset.path, [*data_roots(), SAMPLE_DATA])))
     except (DataError, OSError) as exc:
-        st.error(f"Cannot read the data: {exc}")
+        st.error(f"Cannot read the data: {dataset.shown(str(exc))}")
         return None
 
 

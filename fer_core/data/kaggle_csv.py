@@ -215,13 +215,13 @@ def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult
     try:
         table, bad_shape = _read_kaggle_table(path)
     except (csv.Error, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from exc
+        raise DataError(f"{path}: not a readable CSV ({type(exc).__name__})") from exc
     columns = {name.strip().lower(): name for name in table.column_names}
     missing = [c for c in ("emotion", "pixels") if c not in columns]
-    if missing:
+    if missing:  # the header is not echoed: the file may be anything (a message must not show its contents)
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected emotion,pixels[,Usage], "
-            f"found {','.join(name.strip() for name in table.column_names)}"
+            f"{path}: not a FER2013 CSV: missing column(s) {', '.join(missing)} "
+            f"(expected emotion,pixels[,Usage]; the header has {table.num_columns} column(s))"
         )
     pixels, bad = parse_pixel_strings(table.column(columns["pixels"]))
     bad.update(bad_shape)  # the row's own fault, rather than what its empty placeholder looks like
@@ -229,7 +229,7 @@ def load_csv(path: str | os.PathLike, skip_bad_rows: bool = False) -> LoadResult
     emotion = pd.to_numeric(emotion_text.str.strip(), errors="coerce")
     bad_label = ~emotion.isin(range(len(FER_LABELS))).to_numpy()
     for i in np.flatnonzero(bad_label):
-        bad.setdefault(int(i), f"emotion: unknown label {emotion_text.iat[i]!r}")
+        bad.setdefault(int(i), f"emotion: unknown label (expected 0-{len(FER_LABELS) - 1})")
     if "usage" in columns:
         usage = table.column(columns["usage"]).to_pandas()
         split_of = {u: normalise_split(u) if u.strip() else "unsplit" for u in usage.unique()}
