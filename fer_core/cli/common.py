@@ -1,0 +1,95 @@
+"""What several commands share: the quiet TensorFlow import, the options of every command that
+classifies faces, the detector option, and the :class:`~fer_core.settings.AnalysisSettings` those
+options make."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fer_core.settings import AnalysisSettings
+
+if TYPE_CHECKING:
+    from fer_core.inference.recognizer import EmotionRecognizer
+
+VERBOSE_HELP = "show TensorFlow's start-up messages and the traceback of each failed input"
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null, then give stderr back.
+
+    TensorFlow's native start-up lines ("All log messages before absl::InitializeLog()…", "Could not
+    find cuda drivers…", the oneDNN notice) are written straight to fd 2 before its logging is set up,
+    so neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's ``sys.stderr`` can hold them back. Only the import
+    is muted: every later message, ours or TensorFlow's, reaches the terminal. ``--verbose`` skips this,
+    and so does another Keras backend (``KERAS_BACKEND=jax train`` on a machine without TensorFlow).
+    """
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Parents:
+    """Parent parsers whose options several commands take: ``verbose`` (``--verbose`` after the
+    command name) and ``classify`` (model, test-time augmentation and label view)."""
+
+    verbose: argparse.ArgumentParser
+    classify: argparse.ArgumentParser
+
+
+def parent_parsers() -> Parents:
+    # The same --verbose as before the command name; SUPPRESS keeps a --verbose given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    classify = argparse.ArgumentParser(add_help=False)
+    classify.add_argument("--model", help="a .keras model (default: the shipped model, or $FER_MODEL)")
+    classify.add_argument("--no-tta", action="store_true", help="no test-time augmentation (mirrored copy)")
+    classify.add_argument("--scheme", help="classes to report: the model's own (default) or a view of them, "
+                                           "e.g. smile (happy vs. not, at the threshold chosen on validation)")
+    return Parents(verbose, classify)
+
+
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES
+
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
+                        help=f"face detector: yunet or blazeface (CNNs: find tilted, turned and unevenly lit faces) "
+                             f"or haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
+
+
+def analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
+    """The analysis the ``classify`` options (and ``--detector`` where the command has it) ask for."""
+    settings = AnalysisSettings(tta=not args.no_tta, scheme=args.scheme)
+    if args.model:
+        settings = settings.with_changes(model=args.model)
+    if getattr(args, "detector", None):
+        settings = settings.with_changes(detector=args.detector)
+    return settings
+
+
+def recognizer_for(settings: AnalysisSettings) -> EmotionRecognizer:
+    """The recognizer of ``settings``' model, reporting its label view."""
+    from fer_core.inference.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(settings.model).for_scheme(settings.scheme)
