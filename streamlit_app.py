@@ -1,7 +1,8 @@
 """Entry point of the facial-expression dashboard: one ``st.navigation`` router over the pages.
 
 The router owns the sidebar's titles and icons ("Home" first) and the wide layout; the pages in
-``pages/`` only draw their content. Every page runs through :func:`fer_core.app.ui.run_page_guarded`, so
+``app_pages/`` only draw their content (a folder named ``pages/`` would let a deep link bypass the router:
+see :mod:`fer_core.app.ui`). Every page runs through :func:`fer_core.app.ui.run_page_guarded`, so
 an exception in a page is logged on the server with its traceback and shown to the user as a
 message instead of a bare stack trace. Kept free of TensorFlow so the Home page opens at once.
 """

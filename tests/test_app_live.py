@@ -18,7 +18,7 @@ from fer_core.inference.live import FrameRecord, LiveSession
 from fer_core.inference.pipeline import FaceResult
 from fer_core.model_card import PROJECT_ROOT
 
-LIVE = str(PROJECT_ROOT / "pages" / "4_Live_camera.py")
+LIVE = str(PROJECT_ROOT / "app_pages" / "4_Live_camera.py")
 
 
 class StoppedCamera:

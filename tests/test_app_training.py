@@ -63,7 +63,7 @@ def test_report_tables(published_model):
 
 def test_training_page_shows_the_model(published_model, monkeypatch):
     monkeypatch.setenv("FER_MODEL", str(published_model))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     assert "tiny_page" in at.caption[0].value
     assert [m.label for m in at.metric][:2] == ["Validation accuracy (TTA)", "Without TTA"]
@@ -81,7 +81,7 @@ def test_training_page_without_reports(tmp_path, monkeypatch, tiny_model_path):
     bare = tmp_path / "bare.keras"
     shutil.copy(tiny_model_path, bare)
     monkeypatch.setenv("FER_MODEL", str(bare))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     assert any("No training history" in i.value for i in at.info)
 
@@ -102,7 +102,7 @@ def test_training_page_compares_the_models_of_the_folder(published_model, tmp_pa
 
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("FER_MODEL", str(tmp_path / "first.keras"))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=120).run()
     assert not at.exception
     shown = at.dataframe[-1].value
     assert list(shown.index) == ["first", "second"]
@@ -116,7 +116,7 @@ def test_the_model_picker_shows_roles_and_accuracy(monkeypatch, tmp_path):
     shipped_pair_and_own_models(tmp_path)
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("FER_MODEL", str(tmp_path / DEFAULT_MODEL_NAME))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     picker = at.sidebar.selectbox(key="model")
     assert picker.options == SHIPPED_AND_OWN_LABELS and picker.index == 0

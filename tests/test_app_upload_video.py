@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from fer_core.model_card import PROJECT_ROOT
 
-UPLOAD = str(PROJECT_ROOT / "pages" / "3_Upload.py")
-VIDEO = str(PROJECT_ROOT / "pages" / "5_Video.py")
+UPLOAD = str(PROJECT_ROOT / "app_pages" / "3_Upload.py")
+VIDEO = str(PROJECT_ROOT / "app_pages" / "5_Video.py")
 
 
 @pytest.fixture

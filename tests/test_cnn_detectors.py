@@ -206,7 +206,7 @@ def test_the_shipped_cards_record_a_margin_per_detector():
         assert card.face_crop["margins"] == FACE_MARGINS, model.name
 
 
-UPLOAD_PAGE = str(MODELS_DIR.parent / "pages" / "3_Upload.py")
+UPLOAD_PAGE = str(MODELS_DIR.parent / "app_pages" / "3_Upload.py")
 
 
 def upload_page_with(detector: str, astronaut_path, monkeypatch, tiny_model_path):

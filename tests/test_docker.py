@@ -18,7 +18,7 @@ from fer_core.model_card import DEFAULT_MODEL_NAME, FAST_MODEL_NAME
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 # What the app reads at run time: it must be in the build context and not left out by .dockerignore.
-APP_FILES = ["streamlit_app.py", "requirements.txt", "fer_core/__init__.py", "pages", ".streamlit/config.toml",
+APP_FILES = ["streamlit_app.py", "requirements.txt", "fer_core/__init__.py", "app_pages", ".streamlit/config.toml",
              "data/sample", f"models/{DEFAULT_MODEL_NAME}", f"models/{FAST_MODEL_NAME}"]
 
 

@@ -84,7 +84,7 @@ def test_overlay_is_rgb_and_enlarged(sample_faces):
 
 def test_explain_page_on_a_sample_face(tiny_model_path, monkeypatch):
     monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "6_Explain.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "6_Explain.py"), default_timeout=90).run()
     assert not at.exception
     assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
     at.selectbox[0].set_value("sad").run()
@@ -117,7 +117,7 @@ def test_explain_page_detects_an_uploaded_photo_once(tiny_model_path, astronaut_
     original = upload_module.analyze_upload
     monkeypatch.setattr(upload_module, "analyze_upload", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
     monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "6_Explain.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "6_Explain.py"), default_timeout=90).run()
     at.radio[0].set_value("From a photo").run()
     at.file_uploader[0].set_value(("astronaut_once.png", astronaut_path.read_bytes(), "image/png")).run()
     assert not at.exception

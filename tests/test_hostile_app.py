@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from fer_core.data.roots import OUTSIDE_MESSAGE, OutsideRoots, data_roots, find_datasets, resolve_under_roots
 from fer_core.model_card import PROJECT_ROOT
 
-DATASET = str(PROJECT_ROOT / "pages" / "1_Dataset.py")
+DATASET = str(PROJECT_ROOT / "app_pages" / "1_Dataset.py")
 SAMPLE_FACE = next((PROJECT_ROOT / "data" / "sample" / "validation" / "happy").glob("*.jpg"))
 PLANTED_WORDS = ("planted", "hunter2", "sk-live", "db_password", "api_key")
 

@@ -2,6 +2,15 @@
 the guard that turns a page's exception into a logged traceback and a message.
 
 This is the only module of ``fer_core`` that imports Streamlit; nothing else in the package imports it.
+
+The page scripts live in ``app_pages/``, never in a folder called ``pages/`` beside ``streamlit_app.py``:
+Streamlit (1.67) sets the class flag ``PagesManager.uses_pages_directory`` from ``Path("pages").exists()``
+when the server's first session starts, and only a call of ``st.navigation`` clears it. While it is set,
+the script runner runs its old file-based multipage mode instead of our router, so if a fresh server's
+first request were a deep link (``/Video``, a bookmark), that page would run without the router, with a
+"streamlit app" entry in the sidebar and without :func:`run_page_guarded`, for that visitor and every
+later one. With no ``pages/`` folder the flag starts false and the router owns every URL
+(tests/test_hostile_browser.py opens a fresh server at ``/Video`` first).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from fer_core.data import DataError, LoadResult, load_dataset
 from fer_core.data.roots import SAMPLE_DATA, Dataset, data_roots, find_datasets, resolve_under_roots
 from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models, model_label
 
-PAGES_DIR = PROJECT_ROOT / "pages"
+PAGES_DIR = PROJECT_ROOT / "app_pages"  # not "pages": see the module's docstring
 LOGGER = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -40,7 +49,7 @@ def plain(text: object) -> str:
 
 @dataclass(frozen=True)
 class PageInfo:
-    """One page of the app: its script in ``pages/``, how the sidebar names it, and what it is for."""
+    """One page of the app: its script in ``app_pages/``, how the sidebar names it, and what it is for."""
 
     file: str
     title: str
@@ -50,7 +59,7 @@ class PageInfo:
     @property
     def path(self) -> str:
         """The script relative to the app's root, as ``st.Page`` and ``st.page_link`` take it."""
-        return f"pages/{self.file}"
+        return f"{PAGES_DIR.name}/{self.file}"
 
     @property
     def url_path(self) -> str:
