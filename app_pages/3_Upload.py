@@ -13,6 +13,7 @@ from fer_core.app.ui import (
     cached_recognizer,
     detector_picker,
     model_picker,
+    plain,
     recognizer_or_error,
     smile_view_toggle,
     tta_toggle,
@@ -72,8 +73,9 @@ def show_downloads(analysis: ImageAnalysis, settings: UploadSettings, key: str) 
 
 
 def offer_whole_image(analysis: ImageAnalysis, state_key: str) -> None:
-    st.warning(f"No face found in {analysis.name}. The detector looks for frontal faces at least 40 pixels wide.")
-    st.image(analysis.image[:, :, ::-1], caption=analysis.name, width="content")
+    st.warning(f"No face found in {plain(analysis.name)}. The detector looks for frontal faces at least 40 pixels "
+               "wide.")
+    st.image(analysis.preview(), caption=plain(analysis.name), width="content")  # the preview, never the full image
     st.button("Classify the whole image as one face", help="For pictures that are already a cropped face.",
               on_click=lambda: st.session_state.update({state_key: True}), key=f"button_{state_key}")
 
@@ -86,10 +88,10 @@ def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
                                st.session_state.get(f"whole_image_{upload.file_id}", False), settings.detector,
                                settings.scheme)
     except ImageError as exc:
-        return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)}"
+        return f"Cannot use {plain(upload.name)}: {plain(failure_reason(upload.name, exc))}"
     except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on
         LOGGER.exception("analysis of the upload %r failed", upload.name)
-        return f"Cannot use {upload.name}: {failure_reason(upload.name, exc)} (logged on the server)"
+        return f"Cannot use {plain(upload.name)}: unexpected {type(exc).__name__} (logged on the server)"
 
 
 def show_analysis(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settings: UploadSettings, key: str) -> None:
@@ -98,7 +100,7 @@ def show_analysis(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settin
         show_results(analysis, recognizer, settings, key)
     except Exception as exc:  # noqa: BLE001 - the other files' results stay on the page
         LOGGER.exception("showing the results of %r failed", analysis.name)
-        st.error(f"Cannot show the results of {analysis.name}: {failure_reason(analysis.name, exc)} "
+        st.error(f"Cannot show the results of {plain(analysis.name)}: unexpected {type(exc).__name__} "
                  "(logged on the server)")
 
 
@@ -110,7 +112,7 @@ def show_results(analysis: ImageAnalysis, recognizer: EmotionRecognizer, setting
         st.info("No face was detected, so the whole image was classified as one face.")
     count = len(analysis.results)
     st.image(analysis.preview(settings.emoji, settings.bars), width="content",
-             caption=f"{analysis.name}: {count} face{'s' if count != 1 else ''}")
+             caption=f"{plain(analysis.name)}: {count} face{'s' if count != 1 else ''}")
     show_faces(analysis, recognizer, settings, key)
     st.subheader("Results")
     st.dataframe(analysis.table(), hide_index=True, width="stretch")
@@ -140,7 +142,7 @@ def upload_page() -> None:
         st.caption(f"{len(outcomes)} files: {len(outcomes) - failed} analysed, {failed} could not be used.")
     for upload, outcome in outcomes:
         if len(outcomes) > 1:
-            st.subheader(upload.name, divider="gray")
+            st.subheader(plain(upload.name), divider="gray")
         if isinstance(outcome, str):
             st.error(outcome)
         else:

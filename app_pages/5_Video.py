@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.app.charts import emotion_colors
-from fer_core.app.ui import detector_picker, model_picker, recognizer_or_error, tta_toggle
+from fer_core.app.ui import detector_picker, model_picker, plain, recognizer_or_error, tta_toggle
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
 
@@ -66,7 +66,7 @@ def run_analysis(upload: UploadedFile, recognizer: EmotionRecognizer,
                                       progress=progress, detector=settings.detector)
     except VideoError as exc:
         bar.empty()
-        st.error(f"Cannot analyse this file. {exc}")
+        st.error(f"Cannot analyse this file. {plain(exc)}")
         return None
     bar.empty()
     return result
@@ -78,7 +78,7 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
     st.success(f"{analysis.frames_read} frames read at {analysis.fps:.1f} fps, {analysis.frames_analyzed} analysed, "
                f"{len(table)} face detections.")
     if analysis.error:
-        st.warning(f"The analysis {analysis.error}. The results below cover the frames before it.")
+        st.warning(f"The analysis {plain(analysis.error)}. The results below cover the frames before it.")
     if table.empty:
         st.warning("No face was found in the analysed frames.")
     else:

@@ -11,6 +11,7 @@ from fer_core.app.ui import (
     cached_recognizer,
     load_dataset_or_error,
     model_picker,
+    plain,
     recognizer_or_error,
 )
 from fer_core.app.upload import analyze_upload
@@ -44,7 +45,8 @@ def face_from_dataset() -> tuple[np.ndarray, str] | None:
         st.info(f"The sample has no {label} face.")
         return None
     i = right.number_input(f"Face number (1–{len(faces)})", 1, len(faces), 1) - 1
-    return faces.images[i], f"sample face, true label **{label}** (`{faces.sources[i]}`)"
+    source = plain(SAMPLE_DATASET.shown(str(faces.sources[i])))
+    return faces.images[i], f"sample face, true label **{label}** ({source})"
 
 
 def face_from_upload(model: str) -> tuple[np.ndarray, str] | None:
@@ -54,14 +56,14 @@ def face_from_upload(model: str) -> tuple[np.ndarray, str] | None:
     try:
         crops = detected_faces(upload.getvalue(), upload.name, model)
     except ImageError as exc:
-        st.error(f"Cannot use this file. {exc}")
+        st.error(f"Cannot use this file. {plain(exc)}")
         return None
     count = len(crops)
     if not count:
-        st.warning(f"No face found in {upload.name}.")
+        st.warning(f"No face found in {plain(upload.name)}.")
         return None
     n = st.number_input(f"Face number (1–{count}, left to right)", 1, count, 1) if count > 1 else 1
-    return crops[n - 1], f"face {n} of `{upload.name}`"
+    return crops[n - 1], f"face {n} of {plain(upload.name)}"
 
 
 def explain_page() -> None:

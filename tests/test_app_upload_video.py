@@ -117,7 +117,7 @@ def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, a
     at.button[0].click().run()
     assert not at.exception
     assert at.success[0].value.startswith("4 frames read at 10.0 fps, 2 analysed, 2 face detections")
-    assert at.warning[0].value.startswith("The analysis stopped at frame 4 (t = 0.40 s): unexpected ValueError")
+    assert at.warning[0].value.startswith(r"The analysis stopped at frame 4 (t = 0.40 s)\: unexpected ValueError")
     assert len(at.get("plotly_chart")) == 2
 
 
@@ -144,7 +144,7 @@ def test_upload_page_with_several_files_reports_each_bad_one_and_shows_the_rest(
     assert [s.value for s in at.subheader if s.value != "Results"] == ["astronaut.png", "empty.jpg", "bug.png",
                                                                       "again.png"]
     assert [e.value for e in at.error] == ["Cannot use empty.jpg: the file is empty (0 bytes)",
-                                          "Cannot use bug.png: unexpected RuntimeError: boom (logged on the server)"]
+                                          "Cannot use bug.png: unexpected RuntimeError (logged on the server)"]
     assert len(at.get("plotly_chart")) == 2 and len(at.dataframe) == 2
     assert len(at.get("download_button")) == 6
 

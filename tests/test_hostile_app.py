@@ -131,3 +131,68 @@ def test_a_dataset_forced_past_the_selectbox_is_refused_by_the_loader(planted, r
         at = AppTest.from_function(forced_page, args=(path,), default_timeout=60).run()
         assert_nothing_planted(at)
         assert [e.value for e in at.error] == [f"Cannot read the data: {OUTSIDE_MESSAGE}"], form
+
+
+# --------------------------------------------------------------------------- names are text, errors are words
+
+MARKDOWN_NAMES = ["[click](https://evil.example/x).png", "![pixel](https://tracker.example/p.png).png",
+                  ":red[alarm] $x^2$ <b>bold</b> www.evil.example **x**.png", "- list\n# heading.png"]
+
+
+def test_plain_leaves_no_markdown_construct():
+    from fer_core.app.ui import plain
+
+    for name in MARKDOWN_NAMES:
+        escaped = plain(name)
+        assert "\n" not in escaped
+        for construct in ("[", "](", "![", ":red[", "<b>", "$x", "**", "www.evil"):
+            assert construct not in escaped.replace("\\" + construct[0], ""), (name, escaped)
+    assert plain("holiday photo (1).jpg") == "holiday photo (1).jpg", "ordinary names stay readable"
+
+
+@pytest.fixture
+def tiny_model_env(monkeypatch, tiny_model_path):
+    monkeypatch.setenv("FER_MODEL", str(tiny_model_path))
+
+
+def wall_png(side: int = 64) -> bytes:
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".png", np.full((side, side, 3), 100, np.uint8))[1].tobytes()
+
+
+def test_upload_page_shows_markdown_names_as_text(tiny_model_env):
+    from fer_core.app.ui import plain
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app_pages" / "3_Upload.py"), default_timeout=120).run()
+    at.file_uploader[0].set_value([(name, wall_png(), "image/png") for name in MARKDOWN_NAMES]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = [*(w.value for w in at.warning), *(s.value for s in at.subheader), *(c.value for c in at.caption)]
+    for name in MARKDOWN_NAMES:
+        assert any(plain(name) in text for text in shown), name
+        assert not any(name in text for text in shown), f"{name!r} reached Markdown unescaped"
+
+
+def test_a_failing_page_shows_no_message_or_traceback():
+    def failing_app():
+        import streamlit as st
+
+        from fer_core.app.ui import run_page_guarded
+
+        def video():
+            raise OSError("/srv/secret/path/annotated.mp4: No space left on device")
+
+        run_page_guarded(st.navigation([st.Page(video, title="Video")]))
+
+    at = AppTest.from_function(failing_app, default_timeout=60).run()
+    assert [e.value for e in at.error] == ["The Video page failed (OSError). The error was logged on the server; "
+                                           "change the input or reload the page to try again."]
+    assert "secret" not in everything_shown(at) and not at.exception
+
+
+def test_streamlit_shows_no_error_details():
+    import tomllib
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"

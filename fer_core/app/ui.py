@@ -32,7 +32,12 @@ LOGGER = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^])")
+# Characters that start Markdown anywhere in a line: emphasis, code, links and images ([ ]), HTML and
+# autolinks (< >, and ``:`` of ``https://``), tables, strikethrough, LaTeX ($), Streamlit's colour
+# directives and emoji codes (``:red[…]``, ``:smile:``), entities (&) and the escape itself.
+MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]<>#|~$:&])")
+WWW_AUTOLINK = re.compile(r"(?i)(?<=www)\.")  # GFM links ``www.example.org`` without a scheme
+LIST_START = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))")  # a list item or heading rule at the start
 
 
 def plain(text: object) -> str:
@@ -43,8 +48,10 @@ def plain(text: object) -> str:
     ``[click](https://evil.example)`` or ``![x](https://tracker.example/p.png)`` stays that text.
     Line breaks become spaces so a name cannot start a Markdown block of its own.
     """
-    one_line = " ".join(str(text).splitlines())
-    return MARKDOWN_SPECIAL.sub(r"\\\1", one_line)
+    escaped = MARKDOWN_INLINE.sub(r"\\\1", " ".join(str(text).splitlines()))
+    escaped = WWW_AUTOLINK.sub(r"\\.", escaped)
+    return LIST_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2).isdigit() else "\\" + m.group(2)),
+                          escaped)
 
 
 @dataclass(frozen=True)
@@ -100,20 +107,21 @@ def log_to_stderr() -> None:
 
 
 def run_page_guarded(page) -> None:
-    """Run a ``st.navigation`` page; if it raises, log the traceback and show what went wrong.
+    """Run a ``st.navigation`` page; if it raises, log the traceback and say in words what failed.
 
-    The user sees a message and the traceback, the server's log gets the traceback with the page's
-    name, and the next rerun (or another page) starts afresh: one page's failure costs nothing else.
-    Streamlit's own control flow (``st.stop``, ``st.rerun``, ``st.switch_page``) raises exceptions
-    outside :class:`Exception`, so it passes through untouched.
+    The visitor sees which page failed and the exception's type, never its message or traceback
+    (either may carry server paths or data: ``client.showErrorDetails = "none"`` in
+    ``.streamlit/config.toml`` does the same for whatever escapes this guard); the server's log gets
+    the traceback with the page's name. The next rerun (or another page) starts afresh: one page's
+    failure costs nothing else. Streamlit's own control flow (``st.stop``, ``st.rerun``,
+    ``st.switch_page``) raises exceptions outside :class:`Exception`, so it passes through untouched.
     """
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 - whatever a page raises is reported, never re-raised
         LOGGER.exception("page %r failed", page.title)
-        st.error(f"The {page.title} page failed: {type(exc).__name__}: {exc}. The error was logged on the server; "
+        st.error(f"The {plain(page.title)} page failed ({type(exc).__name__}). The error was logged on the server; "
                  "change the input or reload the page to try again.")
-        st.exception(exc)
 
 
 def offered_datasets() -> list[Dataset]:
