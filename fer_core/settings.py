@@ -46,6 +46,7 @@ class Budgets:
     max_request_bytes: int = 64 * 1024 * 1024  # one HTTP API request body
     max_images_per_request: int = 16  # images in one HTTP API request
     max_in_flight_requests: int = 8  # HTTP API requests being analysed at once; more get 503
+    max_faces_per_request: int = 1024  # 48×48 faces in one HTTP API classify request
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -1,4 +1,4 @@
-"""The package boundary: data, app, labels and model-card code never import TensorFlow or Keras."""
+"""The package boundary: data, app, serve, labels and model-card code never import TensorFlow or Keras."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import fer_core.app
 import fer_core.data
+import fer_core.serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def tensorflow_free_modules() -> list[str]:
     modules = ["fer_core.labels", "fer_core.model_card"]
-    for package in (fer_core.data, fer_core.app):
+    for package in (fer_core.data, fer_core.app, fer_core.serve):
         modules.append(package.__name__)
         modules += [m.name for m in pkgutil.iter_modules(package.__path__, package.__name__ + ".")]
     return modules

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_core {summary,train,sweep,evaluate,predict,video,batch,...} ...``."""
+"""Command line: ``python -m fer_core {summary,train,sweep,evaluate,predict,video,batch,serve,...} ...``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from fer_core.cli import analysis, data, training
+from fer_core.cli import analysis, data, serve, training
 from fer_core.cli.common import VERBOSE_HELP, import_tensorflow_quietly, parent_parsers
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Each command's parser, in the order ``--help`` lists them; the modules hold the commands by group.
 COMMANDS = (data.add_summary, training.add_train, training.add_sweep, analysis.add_evaluate, training.add_publish,
             training.add_remeasure, training.add_export, training.add_ensemble, analysis.add_predict,
-            analysis.add_video, analysis.add_batch)
+            analysis.add_video, analysis.add_batch, serve.add_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
