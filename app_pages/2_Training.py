@@ -17,6 +17,7 @@ from fer_core.app.reports import (
     load_evaluation,
     load_history,
     load_misclassified_faces,
+    members_frame,
     misclassified_frame,
     per_class_frame,
     recall_long_frame,
@@ -44,14 +45,18 @@ def show_overview(model_path: Path) -> None:
                    help=f"Expected calibration error, 15 bins; before temperature scaling: {percent(o['ece_before'])}")
     seconds = o["seconds_per_epoch"]
     per_epoch = None if seconds is None else f"{seconds:.0f} s per epoch (median)"
-    cols[4].metric("Epochs", o["epochs"] or "—", help=per_epoch)
+    cols[4].metric("Epochs per member" if o["members"] else "Epochs", o["epochs"] or "—", help=per_epoch)
 
 
 def show_curves(model_path: Path) -> None:
     history = load_history(model_path)
     st.subheader("Training history")
     if history is None:
-        st.info(f"No training history beside this model. {REGENERATE_HINT}")
+        st.info(f"No training history beside this model. {regenerate_hint(model_path)}")
+        return
+    if "member" in history:
+        show_member_curves(history)
+        show_members(model_path)
         return
     left, middle, right = st.columns(3)
     for column, metric in ((left, "loss"), (middle, "accuracy")):
@@ -62,6 +67,38 @@ def show_curves(model_path: Path) -> None:
         chart = px.line(history, x="epoch", y="learning_rate", markers=True)
         chart.update_layout(height=320, margin={"t": 30, "b": 10}, title="learning rate")
         right.plotly_chart(chart, width="stretch")
+
+
+def show_member_curves(history) -> None:
+    """An ensemble's members, one small panel each, for loss and for accuracy (train vs. validation)."""
+    members = history["member"].nunique()
+    st.caption(f"An ensemble is not trained itself: it averages {members} trained members. Their curves:")
+    rows = -(-members // 3)
+    for metric in ("loss", "accuracy"):
+        chart = px.line(curves_frame(history, metric), x="epoch", y=metric, color="set", facet_col="member",
+                        facet_col_wrap=3, facet_row_spacing=0.12)
+        chart.for_each_annotation(lambda a: a.update(text=a.text.removeprefix("member=")))
+        chart.update_layout(height=220 * rows + 60, margin={"t": 50, "b": 10}, title=metric)
+        st.plotly_chart(chart, width="stretch")
+
+
+def show_members(model_path: Path) -> None:
+    """The members' epochs, figures and the commands that regenerate each, from the ensemble's card."""
+    table = members_frame(model_path)
+    st.subheader("Members")
+    st.dataframe(table.style.format({"accuracy": "{:.1%}", "accuracy_no_tta": "{:.1%}", "macro_f1": "{:.1%}"},
+                                    na_rep="—"), width="stretch")
+    with st.expander("Commands that train and publish each member again"):
+        for name, row in table.iterrows():
+            commands = [c for c in (row["training command"], row["publish command"]) if c]
+            st.markdown(f"**{name}**")
+            st.code("\n".join(commands) or "not recorded", language="bash")
+
+
+def regenerate_hint(model_path: Path) -> str:
+    """The command that regenerates this model (from its card), else the general ``publish`` line."""
+    command = ModelCard.load(model_path).data.get("regenerate")
+    return f"Regenerate with `{command}`." if command else REGENERATE_HINT
 
 
 def show_confusion(figures: dict) -> None:
@@ -169,7 +206,7 @@ def training_page() -> None:
     show_curves(model_path)
     evaluation = load_evaluation(model_path)
     if evaluation is None:
-        st.info(f"No validation evaluation beside this model. {REGENERATE_HINT}")
+        st.info(f"No validation evaluation beside this model. {regenerate_hint(model_path)}")
     else:
         left, right = st.columns([3, 2])
         with left:

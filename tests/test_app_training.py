@@ -22,7 +22,7 @@ from fer_core.app.reports import (
     reliability_frame,
 )
 from fer_core.labels import FER_LABELS
-from fer_core.model_card import DEFAULT_MODEL_NAME
+from fer_core.model_card import DEFAULT_MODEL_NAME, FAST_MODEL_NAME
 from fer_core.training.publish import publish
 from fer_core.training.train import TrainConfig, train
 
@@ -120,3 +120,73 @@ def test_the_model_picker_shows_roles_and_accuracy(monkeypatch, tmp_path):
     assert not at.exception
     picker = at.sidebar.selectbox(key="model")
     assert picker.options == SHIPPED_AND_OWN_LABELS and picker.index == 0
+
+
+def fake_member(folder: Path, name: str, epochs: int) -> Path:
+    """A published member's card and history (no weights: nothing here loads it)."""
+    import json
+
+    from fer_core.labels import FER7
+
+    path = folder / f"{name}.keras"
+    path.write_bytes(b"weights are not read")
+    card = {"name": name, "scheme": FER7.to_dict(), "architecture": "tiny", "parameters": 1000,
+            "metrics": {"validation": {"accuracy": 0.5, "accuracy_no_tta": 0.45, "macro_f1": 0.4}},
+            "training": {"command": f"python -m fer_core train --out runs/{name}", "epochs_run": epochs,
+                         "best_epoch": epochs - 1},
+            "regenerate": f"python -m fer_core publish --run runs/{name} --name {name}"}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    rows = [f"{e},{0.3 + e / 10},{2 - e / 10},{0.25 + e / 10},{2.1 - e / 10}" for e in range(epochs)]
+    path.with_suffix(".history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_an_ensemble_keeps_its_members_records_and_curves(tmp_path, monkeypatch):
+    """What the Training page shows of an ensemble comes from its own card and history: the members'
+    files may be gone."""
+    import json
+
+    from fer_core.labels import FER7
+    from fer_core.model_card import ModelCard
+    from fer_core.training.publish import record_members
+
+    members = [fake_member(tmp_path, "first", 2), fake_member(tmp_path, "second", 3)]
+    ensemble = tmp_path / "both.keras"
+    ensemble.write_bytes(b"weights are not read")
+    ensemble.with_suffix(".json").write_text(json.dumps({"name": "both", "scheme": FER7.to_dict(),
+                                                         "architecture": "ensemble"}))
+    record_members(ensemble, members)
+    for member in members:
+        for suffix in (".keras", ".json", ".history.csv"):
+            member.with_suffix(suffix).unlink()
+    history = load_history(ensemble)
+    assert history.groupby("member")["epoch"].max().to_dict() == {"first": 2, "second": 3}
+    recorded = ModelCard.load(ensemble).data["members"]
+    assert [(m["epochs_run"], m["best_epoch"]) for m in recorded] == [(2, 1), (3, 2)]
+    assert recorded[1]["publish_command"] == "python -m fer_core publish --run runs/second --name second"
+
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("FER_MODEL", str(ensemble))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    assert not any("No training history" in i.value for i in at.info)
+    assert {m.label: m.value for m in at.metric}["Epochs per member"] == "2–3"
+    assert len(at.get("plotly_chart")) == 2  # loss and accuracy, one panel per member each
+    table = at.dataframe[0].value
+    assert table.index.tolist() == ["first", "second"] and table["epochs"].tolist() == [2, 3]
+    assert "python -m fer_core train --out runs/second" in [c.value for c in at.code][1]
+
+
+@pytest.mark.parametrize("model_name", [DEFAULT_MODEL_NAME, FAST_MODEL_NAME])
+def test_the_training_page_shows_curves_for_each_shipped_model(model_name, monkeypatch):
+    from fer_core.model_card import MODELS_DIR
+
+    monkeypatch.setenv("FER_MODEL", str(MODELS_DIR / model_name))
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    assert not at.exception
+    assert not any("No training history" in i.value for i in at.info)
+    history = load_history(MODELS_DIR / model_name)
+    if "member" in history:
+        assert history["member"].nunique() == 6
+        assert len(at.dataframe[0].value) == 6  # the members table
+    assert len(at.get("plotly_chart")) >= 2

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import copy_real_faces
 
@@ -128,6 +129,10 @@ def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(c
     assert ModelCard.load(whole).tta == "hflip" and "accuracy_hflip" not in ModelCard.load(whole).validation
     mixed = ModelCard.load(publish_ensemble([cropped, whole], data, "mixed", models_dir=tmp_path))
     assert (mixed.tta, mixed.tta_crop) == ("hflip", 0)
+    assert [m["publish_command"] for m in mixed.data["members"]] == [ModelCard.load(p).data["regenerate"]
+                                                                     for p in (cropped, whole)]
+    history = pd.read_csv(mixed.history_path)  # the members' curves ship with the ensemble
+    assert history.groupby("member").size().to_dict() == {"cropped": 2, "whole": 1}
     cropped_twice = ModelCard.load(publish_ensemble([cropped, cropped], data, "crops", models_dir=tmp_path))
     assert (cropped_twice.tta, cropped_twice.tta_crop) == ("ten_crop", CROP)
     mirrored = ModelCard.load(publish_ensemble([cropped, cropped], data, "mirrored", models_dir=tmp_path,

@@ -23,10 +23,12 @@ def load_history(model_path: str | os.PathLike) -> pd.DataFrame | None:
 
 
 def curves_frame(history: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Long form of train vs. validation ``metric`` (``loss`` or ``accuracy``) per epoch, for plotting."""
+    """Long form of train vs. validation ``metric`` (``loss`` or ``accuracy``) per epoch, for plotting
+    (per member too, for an ensemble's history)."""
     columns = {metric: "train", f"val_{metric}": "validation"}
     present = [c for c in columns if c in history]
-    long = history.melt(id_vars="epoch", value_vars=present, var_name="set", value_name="value")
+    keys = ["member", "epoch"] if "member" in history else ["epoch"]
+    long = history.melt(id_vars=keys, value_vars=present, var_name="set", value_name="value")
     long["set"] = long["set"].map(columns)
     return long.rename(columns={"value": metric})
 
@@ -91,7 +93,8 @@ def reliability_frame(evaluation: dict) -> pd.DataFrame:
 
 
 def card_overview(model_path: str | os.PathLike) -> dict:
-    """The headline figures of a model card, for the page's metrics row."""
+    """The headline figures of a model card, for the page's metrics row. An ensemble's epochs are its
+    members' (a range where they differ); it has no epoch time of its own."""
     card = ModelCard.load(model_path)
     validation, training = card.validation, card.training
     return {
@@ -100,10 +103,32 @@ def card_overview(model_path: str | os.PathLike) -> dict:
         "macro_f1": validation.get("macro_f1"),
         "ece": validation.get("ece"),
         "ece_before": validation.get("ece_before_calibration"),
-        "epochs": training.get("epochs_run"),
+        "epochs": training.get("epochs_run") or members_epochs(card),
         "seconds_per_epoch": training.get("seconds_per_epoch_median"),
         "parameters": card.parameters,
+        "members": len(card.data.get("members", [])),
     }
+
+
+def members_epochs(card: ModelCard) -> str | None:
+    """``74–80`` (fewest to most epochs its members ran), ``80`` when they agree, ``None`` when the
+    card records none."""
+    epochs = [m["epochs_run"] for m in card.data.get("members", []) if m.get("epochs_run")]
+    if not epochs:
+        return None
+    return str(min(epochs)) if min(epochs) == max(epochs) else f"{min(epochs)}–{max(epochs)}"
+
+
+def members_frame(model_path: str | os.PathLike) -> pd.DataFrame:
+    """One row per member of an ensemble, from its card: epochs run, best epoch, validation figures
+    and the commands that train and publish the member again (empty for a single model)."""
+    columns = {"name": "member", "epochs_run": "epochs", "best_epoch": "best epoch",
+               "validation_accuracy": "accuracy", "validation_accuracy_no_tta": "accuracy_no_tta",
+               "macro_f1": "macro_f1", "training_command": "training command",
+               "publish_command": "publish command"}
+    members = ModelCard.load(model_path).data.get("members", [])
+    frame = pd.DataFrame([{key: member.get(key) for key in columns} for member in members], columns=list(columns))
+    return frame.rename(columns=columns).set_index("member")
 
 
 def comparison_frame(model_paths: list[str | os.PathLike]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ exported for ONNX Runtime, shipped only when it matches the ``.keras`` model on 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -188,19 +189,58 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
     dest = models_dir / f"{name}.keras"
     save_model(build_ensemble([m.model for m in members], name=name, weights=weights), dest)
-    history_path(dest).unlink(missing_ok=True)  # an ensemble has no curves of its own: its members do
     about = {
         "architecture": "ensemble",
-        "members": [member_summary(m.model_path) for m in members],
-        "training": {"command": None, "members": "each member's card gives its training command",
-                     "parameters": None},
+        "training": ENSEMBLE_TRAINING,
         "tta": tta_card,
         "weights": weights,
         "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
                       f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}")
                       + ("" if weights == "float32" else f" --weights {weights}"),
     }
-    return measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
+    measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
+    record_members(dest, [m.model_path for m in members])
+    return dest
+
+
+# An ensemble is not trained: its members are, and its card and history keep their records.
+ENSEMBLE_TRAINING = {"command": None, "members": "the card's members give each member's epochs and its training "
+                                                 "and publish commands; NAME.history.csv their curves",
+                     "parameters": None}
+
+
+def record_members(ensemble_path: str | os.PathLike, member_paths: list[str | os.PathLike]) -> None:
+    """Keep with an ensemble what it needs of its members once their files are gone: their records in
+    its card (:func:`member_summary`) and their curves in its history (:func:`write_member_histories`)."""
+    card = ModelCard.load(ensemble_path)
+    card.data["members"] = [member_summary(Path(path)) for path in member_paths]
+    card.data["training"] = dict(ENSEMBLE_TRAINING)
+    card.save()
+    write_member_histories(Path(ensemble_path), [Path(path) for path in member_paths])
+
+
+def write_member_histories(ensemble_path: Path, member_paths: list[Path]) -> Path | None:
+    """The ensemble's ``NAME.history.csv``: every member's per-epoch rows under a first ``member``
+    column (the member's card name), for the Training page to draw each member's curves. Members
+    without a history add no rows; with none at all the file is removed (``None``)."""
+    rows, columns = [], ["member"]
+    for path in member_paths:
+        history = history_path(path)
+        if not history.is_file():
+            continue
+        with history.open(newline="") as f:
+            reader = csv.DictReader(f)
+            columns += [c for c in reader.fieldnames or () if c not in columns]
+            rows += [{"member": ModelCard.load(path).name, **row} for row in reader]
+    dest = history_path(ensemble_path)
+    if not rows:
+        dest.unlink(missing_ok=True)
+        return None
+    with dest.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest
 
 
 def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop: dict | None = None) -> Path:
@@ -218,10 +258,18 @@ def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop:
 
 
 def member_summary(model_path: Path) -> dict:
-    """What an ensemble's card says of a member: its file, card metrics and training command."""
+    """What an ensemble's card keeps of a member, so that it stands without the member's files: its
+    figures, how long it trained, and the commands that train and publish it again."""
     card = ModelCard.load(model_path)
-    return {"name": card.name, "file": model_path.name, "validation_accuracy": card.validation.get("accuracy"),
-            "training_command": card.training.get("command")}
+    validation, training = card.validation, card.training
+    return {"name": card.name, "file": model_path.name, "architecture": card.architecture,
+            "parameters": card.parameters, "tta": card.tta,
+            "validation_accuracy": validation.get("accuracy"),
+            "validation_accuracy_no_tta": validation.get("accuracy_no_tta"),
+            "macro_f1": validation.get("macro_f1"),
+            "epochs_run": training.get("epochs_run"), "best_epoch": training.get("best_epoch"),
+            "seconds_per_epoch_median": training.get("seconds_per_epoch_median"),
+            "training_command": training.get("command"), "publish_command": card.data.get("regenerate")}
 
 
 def view_figures(calibrated: np.ndarray, fer_labels: np.ndarray, scheme: LabelScheme) -> dict:
