@@ -167,7 +167,7 @@ def test_an_ensemble_keeps_its_members_records_and_curves(tmp_path, monkeypatch)
 
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("FER_MODEL", str(ensemble))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     assert not any("No training history" in i.value for i in at.info)
     assert {m.label: m.value for m in at.metric}["Epochs per member"] == "2–3"
@@ -182,7 +182,7 @@ def test_the_training_page_shows_curves_for_each_shipped_model(model_name, monke
     from fer_core.model_card import MODELS_DIR
 
     monkeypatch.setenv("FER_MODEL", str(MODELS_DIR / model_name))
-    at = AppTest.from_file(str(ROOT / "pages" / "2_Training.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_Training.py"), default_timeout=60).run()
     assert not at.exception
     assert not any("No training history" in i.value for i in at.info)
     history = load_history(MODELS_DIR / model_name)
