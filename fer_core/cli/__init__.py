@@ -7,7 +7,7 @@ import os
 import sys
 
 from fer_core.cli import analysis, data, serve, training
-from fer_core.cli.common import VERBOSE_HELP, import_tensorflow_quietly, parent_parsers
+from fer_core.cli.common import VERBOSE_HELP, check_outputs, import_tensorflow_quietly, parent_parsers
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,7 +20,7 @@ COMMANDS = (data.add_summary, training.add_train, training.add_sweep, analysis.a
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    parser.set_defaults(uses_tensorflow=True)
+    parser.set_defaults(uses_tensorflow=True, output_files=(), output_folders=())
     parents = parent_parsers()
     sub = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
@@ -31,13 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from fer_core.data import DataError
     from fer_core.inference.detect import DetectorError
+    from fer_core.outputs import OutputError
     from fer_core.settings import SettingsError
 
     args = build_parser().parse_args(argv)
-    if args.uses_tensorflow and not args.verbose:
-        import_tensorflow_quietly()
     try:
+        check_outputs(args)  # before any work (and before TensorFlow loads): a refusal costs nothing
+        if args.uses_tensorflow and not args.verbose:
+            import_tensorflow_quietly()
         return args.func(args)
-    except (DataError, DetectorError, FileNotFoundError, SettingsError) as exc:
+    except (DataError, DetectorError, FileNotFoundError, OutputError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

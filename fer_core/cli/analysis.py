@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +15,11 @@ from fer_core.cli.common import (
     add_detector_option,
     analysis_settings,
     import_tensorflow_quietly,
+    positive_float,
     positive_int,
     recognizer_for,
 )
+from fer_core.outputs import OutputError, display_path, replacing, write_output
 
 if TYPE_CHECKING:
     from fer_core.inference.results import RecordWriter
@@ -34,16 +38,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.usage:
         data = data.split(args.usage)
         if len(data) == 0:
-            print(f"error: no {normalise_split(args.usage)} faces in {args.data}", file=sys.stderr)
+            print(f"error: no {normalise_split(args.usage)} faces in {display_path(args.data)}", file=sys.stderr)
             return 2
     result = evaluate_faces(recognizer, data, tta=settings.tta)
-    result["data"] = str(args.data)
+    result["data"] = display_path(args.data)
     result["usage"] = normalise_split(args.usage) if args.usage else "all"
     print(report_text(result), end="")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
+        write_output(args.json, json.dumps(result, indent=2))
+        print(f"wrote {display_path(args.json)}")
     return 0
 
 
@@ -53,7 +56,7 @@ def add_evaluate(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree")
     p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, output_files=("json",))
 
 
 class TextWriter:
@@ -98,19 +101,78 @@ def _annotated_path(folder: Path, source: Path, written: set[str]) -> Path:
     return folder / name
 
 
-def _predict_file(path: Path, recognizer, detector, args: argparse.Namespace, written: set[str]) -> list:
-    """The faces of one image (the whole image as one face with ``--whole-image``), annotated copy
-    written with ``--annotate``; raises whatever goes wrong, for the caller to report."""
-    from fer_core.inference.draw import annotate
-    from fer_core.inference.images import encode_png, read_image
-    from fer_core.inference.pipeline import find_faces
+class PredictRun:
+    """One ``predict`` command's images through the recognizer into its record writer, counting what
+    failed; an annotated copy that cannot be written is reported without costing the image its record."""
 
-    image = read_image(path)
-    results = find_faces(image, recognizer, tta=not args.no_tta, whole_image=args.whole_image, detector=detector)
-    if args.annotate:
-        out = _annotated_path(Path(args.annotate), path, written)
-        out.write_bytes(encode_png(annotate(image, results, emoji=args.emoji, bars=args.bars)))
-    return results
+    def __init__(self, args: argparse.Namespace, recognizer, detector, writer: RecordWriter):
+        self.args, self.recognizer, self.detector, self.writer = args, recognizer, detector, writer
+        self.annotate_dir = Path(args.annotate) if args.annotate else None
+        self.annotated_names: set[str] = set()
+        self.failed = self.faceless = self.unwritten = self.done = 0
+
+    def fail(self, path: str | Path, reason: str) -> None:
+        from fer_core.inference.results import error_record
+
+        self.failed += 1
+        shown, reason = display_path(path), display_path(reason)
+        print(f"error: {shown}: {reason}", file=sys.stderr, flush=True)
+        self.writer.write(error_record(shown, reason))
+
+    def analyse(self, path: Path) -> None:
+        """One image's record (its faces, or why it could not be used), then its annotated copy."""
+        from fer_core.inference.images import failure_reason
+        from fer_core.inference.results import image_record
+
+        try:
+            image, results = self._faces(path)
+            png = self._annotated_png(image, results) if self.annotate_dir else None
+        except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their results
+            if self.args.verbose:
+                traceback.print_exc()
+            self.fail(path, failure_reason(str(path), exc))
+        else:
+            self.faceless += not results
+            self.writer.write(image_record(display_path(path), results))
+            if png is not None:
+                self._write_annotated(path, png)
+        self.done += 1
+
+    def _faces(self, path: Path) -> tuple:
+        """The image and its faces (the whole image as one face with ``--whole-image``), through the
+        functions of every surface (``batch`` and the pages call :func:`analyze_image` too)."""
+        from fer_core.inference.images import read_image
+        from fer_core.inference.pipeline import analyze_image, classify_whole_image
+
+        image, tta = read_image(path), not self.args.no_tta
+        if self.args.whole_image:
+            return image, [classify_whole_image(image, self.recognizer, tta=tta)]
+        return image, analyze_image(image, self.recognizer, self.detector, tta=tta)
+
+    def _annotated_png(self, image, results) -> bytes:
+        from fer_core.inference.draw import annotate
+        from fer_core.inference.images import encode_png
+
+        return encode_png(annotate(image, results, emoji=self.args.emoji, bars=self.args.bars))
+
+    def _write_annotated(self, source: Path, png: bytes) -> None:
+        try:
+            write_output(_annotated_path(self.annotate_dir, source, self.annotated_names), png)
+        except OutputError as exc:
+            self.unwritten += 1
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+
+    def report(self, inputs: int) -> int:
+        """The closing lines on stderr; the exit code (1 when an input failed or a copy was not written)."""
+        if self.faceless:
+            print(f"{self.faceless} image(s) without a detected face; for pictures that are already a cropped face "
+                  "use --whole-image", file=sys.stderr)
+        if self.failed:
+            print(f"{self.failed} of {inputs} input(s) could not be used", file=sys.stderr)
+        if self.unwritten:
+            print(f"{self.unwritten} annotated image(s) could not be written to {display_path(self.annotate_dir)}",
+                  file=sys.stderr)
+        return 1 if self.failed or self.unwritten else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -119,56 +181,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     A failure of one file, whatever it is, is reported (``error: FILE: reason`` on stderr and a
     record with ``status: error``) and the run goes on; the exit code is 1 when any input failed.
+    ``--annotate``'s folder is checked before the first image is analysed (:func:`check_outputs`).
     """
-    import traceback
-
     from fer_core.inference.detect import detector_for
-    from fer_core.inference.images import failure_reason, find_images
-    from fer_core.inference.results import error_record, image_record
+    from fer_core.inference.images import find_images
 
     files, missing = find_images(args.paths)
     settings = analysis_settings(args)
     recognizer = recognizer_for(settings)
     detector = None if args.whole_image else detector_for(settings.detector, "photo")
-    if args.annotate:
-        Path(args.annotate).mkdir(parents=True, exist_ok=True)
-    writer = _record_writer(args, recognizer.labels)
-    failed = faceless = 0
-    written: set[str] = set()
-
-    def fail(path: str, reason: str) -> None:
-        nonlocal failed
-        failed += 1
-        print(f"error: {path}: {reason}", file=sys.stderr, flush=True)
-        writer.write(error_record(path, reason))
-
-    done = 0
+    run = PredictRun(args, recognizer, detector, _record_writer(args, recognizer.labels))
     try:
         for path in missing:
-            fail(str(path), "no such file or folder")
+            run.fail(path, "no such file or folder")
         for path in files:
-            try:
-                results = _predict_file(path, recognizer, detector, args, written)
-            except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their results
-                if args.verbose:
-                    traceback.print_exc()
-                fail(str(path), failure_reason(str(path), exc))
-            else:
-                faceless += not results
-                writer.write(image_record(str(path), results))
-            done += 1
+            run.analyse(path)
     except KeyboardInterrupt:
-        print(f"interrupted after {done} of {len(files)} file(s); the results printed so far are complete",
+        print(f"interrupted after {run.done} of {len(files)} file(s); the results printed so far are complete",
               file=sys.stderr)
         return 130
     finally:
-        writer.close()  # the JSON list is printed even when the run is interrupted
-    if faceless:
-        print(f"{faceless} image(s) without a detected face; for pictures that are already a cropped face use "
-              "--whole-image", file=sys.stderr)
-    if failed:
-        print(f"{failed} of {len(files) + len(missing)} input(s) could not be used", file=sys.stderr)
-    return 1 if failed else 0
+        run.writer.close()  # the JSON list is printed even when the run is interrupted
+    return run.report(len(files) + len(missing))
 
 
 def add_predict(sub: argparse._SubParsersAction, parents: Parents) -> None:
@@ -187,7 +221,7 @@ def add_predict(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--whole-image", action="store_true",
                    help="no face detection: classify each image as one face (for already cropped faces)")
     add_detector_option(p)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, output_folders=("annotate",))
 
 
 def _progress_printer():
@@ -208,6 +242,9 @@ def _progress_printer():
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    """The clip's faces over time; ``--csv`` and ``--annotate`` are checked before the first frame
+    (:func:`check_outputs`) and written whole (the annotated copy through a temporary file renamed when the
+    analysis ends)."""
     from fer_core.inference.detect import detector_for
     from fer_core.inference.video import VideoError, analyze_video
 
@@ -215,18 +252,39 @@ def cmd_video(args: argparse.Namespace) -> int:
     recognizer = recognizer_for(settings)
     detector = detector_for(settings.detector, "photo")
     try:
-        analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=args.annotate,
-                                 progress=_progress_printer(), tta=settings.tta, max_seconds=args.max_seconds,
-                                 emoji=args.emoji, detector=detector)
+        with _annotated_copy(args.annotate) as annotate_path:
+            analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=annotate_path,
+                                     progress=_progress_printer(), tta=settings.tta, max_seconds=args.max_seconds,
+                                     emoji=args.emoji, detector=detector)
     except VideoError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    _print_video_summary(args.input, analysis)
+    if args.csv:
+        write_output(args.csv, analysis.to_frame().to_csv(index=False))
+        print(f"wrote {display_path(args.csv)}")
+    if args.annotate:
+        print(f"wrote {display_path(args.annotate)}")
+    return 1 if analysis.error else 0
+
+
+def _annotated_copy(path: str | None):
+    """A context giving ``analyze_video`` a temporary file beside ``path`` (renamed over ``path`` when the
+    block ends, removed when it raises); ``None`` without ``--annotate``."""
+    if not path:
+        return contextlib.nullcontext(None)
+    return replacing(path, suffix=Path(path).suffix)
+
+
+def _print_video_summary(source: str, analysis) -> None:
+    """What was read and analysed, and the main face's share of each top emotion."""
+    shown = display_path(source)
     if analysis.error:
-        print(f"error: {args.input}: {analysis.error}", file=sys.stderr)
+        print(f"error: {shown}: {analysis.error}", file=sys.stderr)
     table = analysis.to_frame()
-    print(f"{args.input}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, "
+    print(f"{shown}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, "
           f"{analysis.frames_analyzed} analysed, {len(table)} face detections"
           + (" (stopped early: the frames before the error)" if analysis.error else ""))
     main_face = table[table["face"] == 1]
@@ -234,12 +292,6 @@ def cmd_video(args: argparse.Namespace) -> int:
         shares = main_face["label"].value_counts(normalize=True)
         print("main face (largest) top emotion over the analysed frames: "
               + ", ".join(f"{label} {share:.0%}" for label, share in shares.items()))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}")
-    if analysis.annotated_path:
-        print(f"wrote {analysis.annotated_path}")
-    return 1 if analysis.error else 0
 
 
 def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
@@ -249,14 +301,15 @@ def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
     p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
-    p.add_argument("--every", type=int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
-    p.add_argument("--max-seconds", type=float, help="stop after this many seconds of the clip")
+    p.add_argument("--every", type=positive_int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
+    p.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds of the clip")
     add_detector_option(p)
-    p.set_defaults(func=cmd_video)
+    p.set_defaults(func=cmd_video, output_files=("csv", "annotate"))
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Every input into the Parquet folder ``--out``; run again to resume. Exit 1 when any input failed."""
+    """Every input into the Parquet folder ``--out``; run again to resume. Exit 1 when any input failed,
+    in this run or in an earlier one into the same folder."""
     from fer_core.inference.batch import BatchError, BatchSettings, progress_line, run_batch
 
     analysis = analysis_settings(args)
@@ -270,15 +323,31 @@ def cmd_batch(args: argparse.Namespace) -> int:
     elif not args.verbose:
         import_tensorflow_quietly()
     try:
-        summary = run_batch(args.inputs, args.out, settings, engine=engine, progress=progress_line())
+        summary = run_batch(args.inputs, args.out, settings, engine=engine, progress=progress_line(sys.stderr))
     except BatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    shown = display_path(args.out)
     if summary.skipped:
         print(f"{summary.skipped} item(s) finished by an earlier run were skipped")
-    print(f"{args.out}: {summary.items} item(s) analysed in {summary.seconds:.1f} s, {summary.faces} faces "
+    _print_earlier_failures(shown, summary.earlier_failures)
+    print(f"{shown}: {summary.items} item(s) analysed in {summary.seconds:.1f} s, {summary.faces} faces "
           f"({summary.faces / summary.seconds if summary.seconds else 0:.1f} faces/s), {summary.failed} failed")
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.earlier_failures else 0
+
+
+EARLIER_FAILURES_LISTED = 20
+
+
+def _print_earlier_failures(folder: str, failures: list[tuple[str, str]]) -> None:
+    """The inputs that failed in earlier runs into ``folder`` (skipped by this one), on stderr."""
+    for source, reason in failures[:EARLIER_FAILURES_LISTED]:
+        print(f"error: {source}: {reason} (an earlier run)", file=sys.stderr)
+    if len(failures) > EARLIER_FAILURES_LISTED:
+        print(f"... and {len(failures) - EARLIER_FAILURES_LISTED} more", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} input(s) failed in an earlier run into {folder}: their rows have status 'error'",
+              file=sys.stderr)
 
 
 def add_batch(sub: argparse._SubParsersAction, parents: Parents) -> None:
@@ -300,4 +369,4 @@ def add_batch(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--segment-frames", type=positive_int, default=SEGMENT_FRAMES, metavar="N",
                    help=f"videos: frames per unit of work and of resuming (default {SEGMENT_FRAMES})")
     add_detector_option(p)
-    p.set_defaults(func=cmd_batch, uses_tensorflow=False)
+    p.set_defaults(func=cmd_batch, uses_tensorflow=False, output_folders=("out",))

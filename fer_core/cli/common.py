@@ -49,6 +49,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
 @dataclass(frozen=True)
 class Parents:
     """Parent parsers whose options several commands take: ``verbose`` (``--verbose`` after the
@@ -76,6 +84,20 @@ def add_detector_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
                         help=f"face detector: yunet or blazeface (CNNs: find tilted, turned and unevenly lit faces) "
                              f"or haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path the command was given, checked before it starts: the options its parser names in
+    ``output_files`` (a file each, replaced when it exists) and ``output_folders`` (created where missing).
+    Raises :class:`~fer_core.outputs.OutputError` for the first that cannot be written."""
+    from fer_core.outputs import check_output_file, check_output_folder
+
+    for name in args.output_files:
+        if getattr(args, name):
+            check_output_file(getattr(args, name))
+    for name in args.output_folders:
+        if getattr(args, name):
+            check_output_folder(getattr(args, name))
 
 
 def analysis_settings(args: argparse.Namespace) -> AnalysisSettings:

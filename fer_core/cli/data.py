@@ -6,6 +6,7 @@ import argparse
 import json
 
 from fer_core.cli.common import Parents
+from fer_core.outputs import display_path
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -14,10 +15,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     result = load_dataset(args.path, skip_bad_rows=True)
     if args.json:
         payload = {
-            "path": str(args.path),
+            "path": display_path(args.path),
             "counts": result.counts(),
             "total": len(result.data),
-            "skipped": [{"source": s.source, "reason": s.reason} for s in result.skipped],
+            "skipped": [{"source": display_path(s.source), "reason": s.reason} for s in result.skipped],
         }
         print(json.dumps(payload, indent=2))
     else:

@@ -23,17 +23,25 @@ def is_csv_path(path: Path) -> bool:
 
 
 def _fingerprint(path: Path, skip_bad_rows: bool) -> str:
-    h = hashlib.sha256(f"{CACHE_VERSION}|{path.resolve()}|{skip_bad_rows}".encode())
+    """The cache key: the path, the option and every file's size and time (names as bytes: a name that is
+    not UTF-8 counts too). A dangling link or a link loop counts by its error; the loader skips it."""
+    h = hashlib.sha256(os.fsencode(f"{CACHE_VERSION}|{path.resolve()}|{skip_bad_rows}"))
     if path.is_file():
-        st = path.stat()
-        h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(_stat_key(str(path)))
     else:
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames.sort()
             for name in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{dirpath}/{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                h.update(os.fsencode(f"{dirpath}/{name}|") + _stat_key(os.path.join(dirpath, name)) + b"\n")
     return h.hexdigest()[:24]
+
+
+def _stat_key(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"error {exc.errno}".encode()
+    return f"{st.st_size}|{st.st_mtime_ns}".encode()
 
 
 def cache_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,20 @@ def read_face_image(path: str | os.PathLike) -> np.ndarray | None:
     return image
 
 
+def broken_link(path: Path) -> str | None:
+    """Why the symbolic link ``path`` leads nowhere (a loop, or a target that does not exist); ``None``
+    for anything else. ``Path.is_file`` says False for both, without a reason."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return "dangling symbolic link (its target does not exist)"
+    return None
+
+
 def _split_from_filename(name: str) -> str | None:
     prefix = name.split("_", 1)[0]
     split = normalise_split(prefix)
@@ -42,7 +57,11 @@ def _split_from_filename(name: str) -> str | None:
 
 def _class_dirs(root: Path, skipped: list[Skipped]) -> list[tuple[Path, int]]:
     out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    for d in sorted(root.iterdir()):
+        if not d.is_dir():
+            if problem := broken_link(d):
+                skipped.append(Skipped(str(d), problem))
+            continue
         label = canonical_label(d.name)
         if label is None:
             skipped.append(Skipped(str(d), f"unknown class folder {d.name!r}"))
@@ -71,6 +90,8 @@ def list_image_files(root: str | os.PathLike) -> tuple[list[tuple[Path, int, str
         for class_dir, label in classes:
             for f in sorted(class_dir.iterdir()):
                 if not f.is_file():
+                    if problem := broken_link(f):
+                        skipped.append(Skipped(str(f), problem))
                     continue
                 if f.suffix.lower() not in IMAGE_SUFFIXES:
                     skipped.append(Skipped(str(f), "not an image file (by extension)"))

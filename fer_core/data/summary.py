@@ -6,6 +6,7 @@ import io
 
 from fer_core.data.faces import LoadResult
 from fer_core.labels import FER_LABELS
+from fer_core.outputs import display_path
 
 
 def summary_text(result: LoadResult) -> str:
@@ -20,7 +21,7 @@ def summary_text(result: LoadResult) -> str:
     if result.skipped:
         out.write(f"; {len(result.skipped)} skipped:\n")
         for s in result.skipped:
-            out.write(f"  {s}\n")
+            out.write(f"  {display_path(s.source)}: {s.reason}\n")
     else:
         out.write(", nothing skipped\n")
     return out.getvalue()

@@ -21,12 +21,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer_core.inference.detect import DEFAULT_DETECTOR
 from fer_core.inference.images import IMAGE_TYPES
+from fer_core.outputs import display_path
 
 if TYPE_CHECKING:
     import pyarrow
@@ -251,8 +252,10 @@ class BatchAnalyzer:
 
 
 def item_row(item: WorkItem, model_name: str, status: str, error: str | None = None) -> dict:
-    """The columns every row of ``item`` has: ``source, kind, status, error, model``."""
-    return {"source": item.source, "kind": item.kind, "status": status, "error": error, "model": model_name}
+    """The columns every row of ``item`` has: ``source, kind, status, error, model``. A name that is not
+    UTF-8 (which Parquet cannot hold) is stored escaped, as :func:`fer_core.outputs.display_path` writes it."""
+    return {"source": display_path(item.source), "kind": item.kind, "status": status,
+            "error": None if error is None else display_path(error), "model": model_name}
 
 
 # --------------------------------------------------------------------------- the results folder
@@ -333,6 +336,16 @@ class ResultsFolder:
             os.close(fd)
         self.done.update(item.key for item in unit.items)
 
+    def failures(self) -> list[tuple[str, str]]:
+        """``(source, reason)`` of every error row the folder holds, in part order."""
+        import pyarrow.parquet as pq
+
+        parts = sorted(self.folder.glob("part-*.parquet"))
+        if not parts:
+            return []
+        rows = pq.read_table(parts, schema=self.schema, columns=["source", "status", "error"]).to_pylist()
+        return [(row["source"], row["error"]) for row in rows if row["status"] == "error"]
+
     def read(self) -> pyarrow.Table:
         """Every row written to the folder so far, as one table."""
         import pyarrow.parquet as pq
@@ -371,6 +384,8 @@ class BatchSummary:
     failed: int = 0
     skipped: int = 0  # items finished by an earlier run
     seconds: float = 0.0
+    # (source, reason) of the inputs that failed in earlier runs into the same folder (they are skipped)
+    earlier_failures: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, unit: WorkUnit, rows: list[dict]) -> None:
         self.units += 1
@@ -435,7 +450,8 @@ def run_batch(paths: Sequence[str | os.PathLike], out: str | os.PathLike, settin
         raise BatchError("no image or video files among the inputs")
     items = plan_items(inputs, settings.segment_frames)
     units = results.pending(plan_units(items))
-    summary = BatchSummary(skipped=len(items) - sum(len(unit.items) for unit in units))
+    summary = BatchSummary(skipped=len(items) - sum(len(unit.items) for unit in units),
+                           earlier_failures=results.failures())
     started = time.perf_counter()
 
     def done(unit: WorkUnit, rows: list[dict]) -> None:
