@@ -9,6 +9,15 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from fer_core.app.charts import emotion_bars
+from fer_core.app.limits import (
+    ANALYSIS_SLOTS,
+    PHOTO_CACHE,
+    SERVER_BUDGETS,
+    ServerBusy,
+    analysis_bytes,
+    photo_key,
+    within_file_budget,
+)
 from fer_core.app.ui import (
     cached_recognizer,
     detector_picker,
@@ -38,12 +47,20 @@ def sidebar_settings(model_path: Path | None) -> UploadSettings:
     return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker())
 
 
-@st.cache_data(show_spinner="Finding and classifying faces…", max_entries=8)
 def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool, detector: str,
                     scheme: str | None = None) -> ImageAnalysis:
-    """The analysis of one upload per model and settings, so that toggling the drawing is instant."""
-    return analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta, whole_image=whole_image,
-                          detector=detector)
+    """The analysis of one upload per model and settings, kept in the server's photo cache (bounded in
+    bytes, dropped when unused) so that toggling the drawing is instant; computed in one of the server's
+    analysis slots (fer_core.app.limits)."""
+    key = photo_key(data, name, model, tta, whole_image, detector, scheme)
+    cached = PHOTO_CACHE.get(key)
+    if cached is not None:
+        return cached
+    with st.spinner("Finding and classifying faces…"), ANALYSIS_SLOTS.slot():
+        analysis = analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta,
+                                  whole_image=whole_image, detector=detector, budgets=SERVER_BUDGETS)
+    PHOTO_CACHE.put(key, analysis, analysis_bytes(analysis))
+    return analysis
 
 
 def show_faces(analysis: ImageAnalysis, recognizer: EmotionRecognizer, settings: UploadSettings, key: str) -> None:
@@ -89,6 +106,8 @@ def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
                                settings.scheme)
     except ImageError as exc:
         return f"Cannot use {plain(upload.name)}: {plain(failure_reason(upload.name, exc))}"
+    except ServerBusy as exc:
+        return f"Cannot analyse {plain(upload.name)} now: {plain(exc)}"
     except Exception as exc:  # noqa: BLE001 - a fault of ours on one file: logged, reported, the rest goes on
         LOGGER.exception("analysis of the upload %r failed", upload.name)
         return f"Cannot use {plain(upload.name)}: unexpected {type(exc).__name__} (logged on the server)"
@@ -136,6 +155,10 @@ def upload_page() -> None:
     if recognizer is None:
         st.stop()
 
+    uploads, extra = within_file_budget(uploads, SERVER_BUDGETS)
+    if extra:
+        st.warning(f"An upload holds at most {len(uploads)} files (FER_MAX_FILES_PER_UPLOAD); these {len(extra)} "
+                   f"were not analysed: {plain(', '.join(upload.name for upload in extra))}")
     outcomes = [(upload, analyse(upload, settings)) for upload in uploads]
     failed = sum(isinstance(outcome, str) for _, outcome in outcomes)
     if len(outcomes) > 1:

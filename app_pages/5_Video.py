@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core.app.charts import emotion_colors
+from fer_core.app.limits import ANALYSIS_SLOTS, SERVER_BUDGETS, ServerBusy
 from fer_core.app.ui import detector_picker, model_picker, plain, recognizer_or_error, tta_toggle
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.video import VideoError
@@ -60,11 +61,12 @@ def run_analysis(upload: UploadedFile, recognizer: EmotionRecognizer,
         bar.progress(fraction, text=f"Analysed up to frame {done}" + (f" of {total}" if total else ""))
 
     try:
-        result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=settings.every,
-                                      tta=settings.tta, max_seconds=settings.max_seconds,
-                                      annotate_video=settings.annotate_video, emoji=settings.emoji,
-                                      progress=progress, detector=settings.detector)
-    except VideoError as exc:
+        with ANALYSIS_SLOTS.slot():
+            result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=settings.every,
+                                          tta=settings.tta, max_seconds=settings.max_seconds,
+                                          annotate_video=settings.annotate_video, emoji=settings.emoji,
+                                          progress=progress, detector=settings.detector, budgets=SERVER_BUDGETS)
+    except (VideoError, ServerBusy) as exc:
         bar.empty()
         st.error(f"Cannot analyse this file. {plain(exc)}")
         return None
@@ -77,6 +79,9 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
     table = analysis.to_frame()
     st.success(f"{analysis.frames_read} frames read at {analysis.fps:.1f} fps, {analysis.frames_analyzed} analysed, "
                f"{len(table)} face detections.")
+    if analysis.cut_short:
+        st.warning(f"The analysis {plain(analysis.cut_short)}: a budget of this server. The results below cover "
+                   "the frames before it.")
     if analysis.error:
         st.warning(f"The analysis {plain(analysis.error)}. The results below cover the frames before it.")
     if table.empty:

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core.app.charts import emotion_bars
+from fer_core.app.limits import ANALYSIS_SLOTS, SERVER_BUDGETS, ServerBusy
 from fer_core.app.ui import (
     SAMPLE_DATASET,
     cached_recognizer,
@@ -31,7 +32,8 @@ from fer_core.labels import FER_LABELS
 def detected_faces(data: bytes, name: str, model: str) -> np.ndarray:
     """The face crops of a photo, cached per photo and model: the widgets below rerun the page
     without detecting again."""
-    return analyze_upload(data, name, cached_recognizer(model)).face_crops()
+    with ANALYSIS_SLOTS.slot():
+        return analyze_upload(data, name, cached_recognizer(model), budgets=SERVER_BUDGETS).face_crops()
 
 
 def face_from_dataset() -> tuple[np.ndarray, str] | None:
@@ -55,7 +57,7 @@ def face_from_upload(model: str) -> tuple[np.ndarray, str] | None:
         return None
     try:
         crops = detected_faces(upload.getvalue(), upload.name, model)
-    except ImageError as exc:
+    except (ImageError, ServerBusy) as exc:
         st.error(f"Cannot use this file. {plain(exc)}")
         return None
     count = len(crops)

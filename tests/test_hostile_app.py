@@ -196,3 +196,230 @@ def test_streamlit_shows_no_error_details():
 
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "none"
+
+
+# --------------------------------------------------------------------------- budgets
+
+UPLOAD = str(PROJECT_ROOT / "app_pages" / "3_Upload.py")
+VIDEO = str(PROJECT_ROOT / "app_pages" / "5_Video.py")
+
+
+def png_of(width: int, height: int) -> bytes:
+    """A real PNG of one gray level: a few hundred KB however many pixels it has."""
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".png", np.full((height, width, 3), 120, np.uint8))[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def photo_bomb() -> bytes:
+    """48 megapixels (8000 × 6000) in a small file, as the issue's photo bomb."""
+    return png_of(8000, 6000)
+
+
+def server_budgets(monkeypatch, **changes):
+    """Replace the server's budgets (read once at start) for this test."""
+    import dataclasses
+
+    import fer_core.app.limits as limits
+
+    budgets = dataclasses.replace(limits.SERVER_BUDGETS, **changes)
+    monkeypatch.setattr(limits, "SERVER_BUDGETS", budgets)
+    return budgets
+
+
+def test_a_photo_over_the_pixel_budget_is_refused_from_its_header(photo_bomb):
+    import tracemalloc
+
+    from fer_core.inference.images import ImageTooLarge, decode_image
+    from fer_core.settings import Budgets
+
+    assert len(photo_bomb) < 1_000_000
+    tracemalloc.start()
+    with pytest.raises(ImageTooLarge, match=r"8000×6000 pixels is too large \(limit 20 megapixels, "
+                                            r"FER_MAX_IMAGE_PIXELS\)"):
+        decode_image(photo_bomb, "bomb.png", Budgets(max_image_pixels=20_000_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB allocated: the image was decoded"
+    with pytest.raises(ImageTooLarge, match="FER_MAX_UPLOAD_BYTES"):
+        decode_image(photo_bomb, "bomb.png", Budgets(max_upload_bytes=1000))
+
+
+def test_upload_page_refuses_a_photo_bomb_over_budget_and_names_extra_files(tiny_model_env, monkeypatch,
+                                                                            photo_bomb):
+    server_budgets(monkeypatch, max_image_pixels=20_000_000, max_files_per_upload=2)
+    files = [("bomb.png", photo_bomb, "image/png"), ("wall.png", wall_png(), "image/png"),
+             ("[extra](https://x.example).png", wall_png(), "image/png")]
+    at = AppTest.from_file(UPLOAD, default_timeout=120).run()
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.warning[0].value.startswith("An upload holds at most 2 files (FER_MAX_FILES_PER_UPLOAD); these 1 "
+                                          r"were not analysed: \[extra\](https\://x.example).png")
+    assert any("bomb.png" in e.value and "too large" in e.value for e in at.error)
+    assert at.caption[-1].value == "2 files: 1 analysed, 1 could not be used."
+
+
+@pytest.mark.slow
+def test_upload_page_analyses_a_photo_bomb_within_budget_and_caches_it_within_its_bound(tiny_model_env,
+                                                                                        monkeypatch, photo_bomb):
+    """48 MP is under the default 50 MP: analysed, shown as its preview, kept in the cache only if it fits."""
+    import fer_core.app.limits as limits
+    from fer_core.app.bounded_cache import BoundedTTLCache
+
+    cache = BoundedTTLCache(200 * 2**20, 600, sweep=False)
+    monkeypatch.setattr(limits, "PHOTO_CACHE", cache)
+    at = AppTest.from_file(UPLOAD, default_timeout=300).run()
+    at.file_uploader[0].set_value(("bomb.png", photo_bomb, "image/png")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "No face found in bomb.png" in at.warning[0].value
+    assert len(cache) == 1 and cache.total_bytes <= cache.max_bytes  # 144 MB decoded: it fits 200 MB
+    small = BoundedTTLCache(100 * 2**20, 600, sweep=False)
+    monkeypatch.setattr(limits, "PHOTO_CACHE", small)
+    at.sidebar.toggle[0].set_value(True).run()
+    assert not at.exception and len(small) == 0, "larger than the whole bound: not kept"
+
+
+def test_the_cache_keeps_its_byte_bound_and_expires_unused_entries():
+    from fer_core.app.bounded_cache import BoundedTTLCache
+
+    now = [0.0]
+    cache = BoundedTTLCache(100, ttl_s=10, clock=lambda: now[0], sweep=False)
+    for key in "abc":
+        cache.put(key, key.upper(), 40)
+    assert cache.get("a") is None and cache.total_bytes == 80, "the least recently used went first"
+    cache.get("b")
+    cache.put("d", "D", 40)
+    assert cache.get("c") is None and cache.get("b") == "B"
+    cache.put("huge", "H", 101)
+    assert cache.get("huge") is None and cache.total_bytes == 80
+    now[0] = 9.0
+    assert cache.get("b") == "B"  # used at 9: lives until 19
+    now[0] = 15.0
+    cache.expire()
+    assert len(cache) == 1 and cache.get("b") == "B" and cache.total_bytes == 40
+    now[0] = 30.0
+    cache.expire()
+    assert len(cache) == 0 and cache.total_bytes == 0
+
+
+def test_the_cache_sweep_frees_memory_with_no_visitor():
+    import time
+
+    from fer_core.app.bounded_cache import BoundedTTLCache
+
+    cache = BoundedTTLCache(100, ttl_s=0.2)
+    cache.put("photo", "P", 10)
+    deadline = time.monotonic() + 5
+    while len(cache) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(cache) == 0, "expired without any get or put"
+
+
+def test_slots_bound_the_analyses_running_at_once():
+    import threading
+    import time
+
+    from fer_core.app.limits import AnalysisSlots, ServerBusy
+
+    slots = AnalysisSlots(2)
+
+    def analyse():
+        with slots.slot():
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=analyse) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert slots.most_running == 2 and slots.running == 0
+    with slots.slot(), slots.slot():
+        with pytest.raises(ServerBusy, match="FER_MAX_CONCURRENT_ANALYSES"):
+            with slots.slot(wait_s=0.1):
+                pass
+
+
+def test_upload_page_says_the_server_is_busy_when_every_slot_is_taken(tiny_model_env, monkeypatch):
+    import fer_core.app.limits as limits
+    from fer_core.app.bounded_cache import BoundedTTLCache
+
+    busy = limits.AnalysisSlots(1)
+    monkeypatch.setattr(limits, "ANALYSIS_SLOTS", busy)
+    monkeypatch.setattr(limits, "PHOTO_CACHE", BoundedTTLCache(2**20, 600, sweep=False))  # nothing cached yet
+    monkeypatch.setattr(limits, "SLOT_WAIT_S", 0.1)
+    at = AppTest.from_file(UPLOAD, default_timeout=120).run()
+    with busy.slot():
+        at.file_uploader[0].set_value(("wall.png", wall_png(), "image/png")).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Cannot analyse wall.png now: the server is analysing 1 files")
+
+
+# --------------------------------------------------------------------------- video budgets
+
+
+def write_clip(path: Path, side: int, frames: int, fps: int = 25) -> Path:
+    """An H.264 clip of gray frames (tiny whatever its size: x264 at the lowest quality)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
+        frame = av.VideoFrame(side, side, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for index in range(frames):
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_video_over_the_frame_budget_is_refused_from_its_header(tmp_path, tiny_recognizer):
+    from fer_core.inference.video import VideoTooLarge, analyze_video
+    from fer_core.settings import Budgets
+
+    clip = write_clip(tmp_path / "bomb.mp4", 2000, 2)
+    with pytest.raises(VideoTooLarge, match=r"bomb.mp4: frames of 2000×2000 pixels are too large \(limit 2 "
+                                            r"megapixels, FER_MAX_FRAME_PIXELS\)"):
+        analyze_video(clip, tiny_recognizer, budgets=Budgets(max_frame_pixels=2_000_000))
+
+
+def test_frames_and_time_are_counted_as_decoded_and_the_rows_kept(tmp_path, tiny_recognizer):
+    """A clip that claims 1000 fps: the frame budget counts what is decoded, not what the rate promises."""
+    from fer_core.inference.video import analyze_video
+    from fer_core.settings import Budgets
+
+    clip = write_clip(tmp_path / "fast.mp4", 64, 30, fps=1000)
+    result = analyze_video(clip, tiny_recognizer, every=1, budgets=Budgets(max_video_frames=12))
+    assert result.frames_read == 12 and result.frames_analyzed == 12 and result.error is None
+    assert result.cut_short == "stopped at frame 12: 12 frames decoded, the limit (FER_MAX_VIDEO_FRAMES)"
+    slow = analyze_video(clip, tiny_recognizer, every=1, budgets=Budgets(max_video_seconds=1e-9))
+    assert slow.frames_read == 1 and slow.cut_short.startswith("stopped at frame 1: 0 s spent, the limit")
+    whole = analyze_video(clip, tiny_recognizer, every=1)
+    assert whole.frames_read == 30 and whole.cut_short is None
+
+
+def test_video_page_refuses_a_video_bomb_and_names_the_budget(tiny_model_env, monkeypatch, tmp_path):
+    server_budgets(monkeypatch, max_frame_pixels=2_000_000)
+    clip = write_clip(tmp_path / "bomb.mp4", 2000, 2).read_bytes()
+    at = AppTest.from_file(VIDEO, default_timeout=120).run()
+    at.file_uploader[0].set_value(("bomb.mp4", clip, "video/mp4")).run()
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "frames of 2000×2000 pixels are too large" in at.error[0].value
+    assert "fer_video_" not in at.error[0].value, "no server folder in the message"
+
+
+def test_video_page_shows_where_a_budget_cut_the_analysis_short(tiny_model_env, monkeypatch, tmp_path):
+    server_budgets(monkeypatch, max_video_frames=5)
+    clip = write_clip(tmp_path / "long.mp4", 64, 12).read_bytes()
+    at = AppTest.from_file(VIDEO, default_timeout=120).run()
+    at.file_uploader[0].set_value(("long.mp4", clip, "video/mp4")).run()
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.warning[0].value.startswith("The analysis stopped at frame 5\\: 5 frames decoded, the limit")
+    assert at.success[0].value.startswith("5 frames read")

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,7 @@ from browser_support import (
     new_page,
     save_screenshot,
     shown_exceptions,
+    upload,
     wait_until_healthy,
 )
 
@@ -93,3 +97,88 @@ def test_a_deep_link_as_the_first_request_keeps_the_router(app_model, tmp_path):
             assert not any("streamlit app" in entry.lower() for entry in entries)
             assert not shown_exceptions(page)
             page.context.close()
+
+
+def write_video_bomb(path: Path, side: int = 8000, frames: int = 20) -> Path:
+    """The issue's video bomb: ``frames`` gray ``side`` × ``side`` frames in H.264, a few hundred KB."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
+        frame = av.VideoFrame(side, side, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for index in range(frames):
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+class HealthWatch:
+    """Polls the server's health check every 0.25 s on a thread; the slowest answer and any failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/_stcore/health"
+        self.slowest_s = 0.0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    if answer.read() != b"ok":
+                        self.failures.append("not ok")
+            except OSError as exc:
+                self.failures.append(repr(exc))
+            self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> HealthWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def press_analyse_until(page, shown, tries: int = 3, wait_ms: int = 20_000) -> float | None:
+    """Press Analyse until ``shown`` appears (a press during the rerun that follows the upload is lost);
+    the seconds from the successful press to it, or ``None``."""
+    for _ in range(tries):
+        page.get_by_role("button", name="Analyse", exact=True).click(timeout=PAGE_TIMEOUT_MS)
+        started = time.monotonic()
+        try:
+            shown.first.wait_for(timeout=wait_ms)
+            return time.monotonic() - started
+        except sync_api.Error:
+            continue
+    return None
+
+
+def test_a_video_bomb_is_refused_from_its_header_while_the_server_stays_healthy(app_model, tmp_path):
+    bomb = write_video_bomb(tmp_path / "bomb.mp4")
+    assert bomb.stat().st_size < 1_000_000
+    with fresh_server(app_model, tmp_path / "streamlit.log") as server, browser() as chromium:
+        page = new_page(chromium)
+        page.goto(f"{server.url}/Video")
+        page.get_by_role("heading", name="Video").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        with HealthWatch(server.url) as health:
+            upload(page, bomb)
+            refused = page.get_by_text("pixels are too large")
+            refused_after_s = press_analyse_until(page, refused)
+            if refused_after_s is None:
+                pytest.fail(f"no refusal; screenshot {save_screenshot(page, 'video_bomb.png')}\n{server.describe()}")
+        text = refused.first.inner_text()
+        assert "8000×8000" in text and "FER_MAX_FRAME_PIXELS" in text, text
+        assert refused_after_s < 10, f"refused after {refused_after_s:.1f} s: it was decoded first"
+        assert not health.failures and health.slowest_s < 2, (health.failures, health.slowest_s)
+        assert not shown_exceptions(page)
+        assert server.process.poll() is None, server.describe()

@@ -6,6 +6,7 @@ the page stays a thin view.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,8 @@ from fer_core.inference.images import decode_image, encode_png
 from fer_core.inference.pipeline import FaceResult, find_faces
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.results import results_csv, results_frame, results_json
-from fer_core.inference.video import ProgressCallback, VideoAnalysis, analyze_video
+from fer_core.inference.video import ProgressCallback, VideoAnalysis, VideoError, VideoTooLarge, analyze_video
+from fer_core.settings import Budgets, env_name
 
 if TYPE_CHECKING:
     import pandas
@@ -77,13 +79,16 @@ class ImageAnalysis:
 
 
 def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: bool = True,
-                   whole_image: bool = False, detector: str = DEFAULT_DETECTOR) -> ImageAnalysis:
+                   whole_image: bool = False, detector: str = DEFAULT_DETECTOR,
+                   budgets: Budgets | None = None) -> ImageAnalysis:
     """Decode an uploaded file and find and classify its faces with the detector called ``detector``
     (or classify it whole).
 
-    Raises :class:`fer_core.inference.images.ImageError` with a message for the user when the file is unusable.
+    Raises :class:`fer_core.inference.images.ImageError` with a message for the user when the file is
+    unusable, :class:`~fer_core.inference.images.ImageTooLarge` when it is over ``budgets`` (checked
+    from its header, before decoding).
     """
-    image = decode_image(data, name)
+    image = decode_image(data, name, budgets)
     results = find_faces(image, recognizer, tta=tta, whole_image=whole_image, detector=detector_for(detector))
     # as classify_whole_image / analyze_image
     margin = 0.0 if whole_image else recognizer.card.crop_margin_for(detector)
@@ -139,15 +144,36 @@ class VideoRun:
 def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, every: int = 5,
                          tta: bool = True, max_seconds: float | None = None, annotate_video: bool = True,
                          emoji: bool = False, progress: ProgressCallback | None = None,
-                         detector: str = DEFAULT_DETECTOR) -> VideoUploadAnalysis:
+                         detector: str = DEFAULT_DETECTOR, budgets: Budgets | None = None) -> VideoUploadAnalysis:
     """:func:`fer_core.inference.video.analyze_video` on uploaded bytes, through a temporary folder that is removed
     afterwards. Raises :class:`fer_core.inference.video.VideoError` for a file that is not a readable video."""
+    budgets = budgets or Budgets.from_env()
+    if len(data) > budgets.max_upload_bytes:
+        raise VideoTooLarge(f"{name}: {len(data) / 2**20:.0f} MB is too large (limit "
+                            f"{budgets.max_upload_bytes / 2**20:.0f} MB, {env_name('max_upload_bytes')})")
     with tempfile.TemporaryDirectory(prefix="fer_video_") as folder:
-        source = Path(folder) / (Path(name).name or "upload")
+        source = Path(folder) / _file_name(name)
         source.write_bytes(data)
         target = Path(folder) / "annotated.mp4" if annotate_video else None
-        analysis = analyze_video(source, recognizer, every=every, annotate_path=target, progress=progress,
-                                 tta=tta, max_seconds=max_seconds, emoji=emoji, detector=detector_for(detector))
-        video = target.read_bytes() if target else None
+        try:
+            analysis = analyze_video(source, recognizer, every=every, annotate_path=target, progress=progress,
+                                     tta=tta, max_seconds=max_seconds, emoji=emoji, detector=detector_for(detector),
+                                     budgets=budgets)
+        except VideoError as exc:  # the message names the upload, not the server's temporary folder
+            raise type(exc)(_without_folder(str(exc), folder)) from None
+        video = analysis.annotated_path.read_bytes() if analysis.annotated_path else None
     # The temporary file is gone: keep its bytes, not its path.
-    return VideoUploadAnalysis(replace(analysis, annotated_path=None), video)
+    error = _without_folder(analysis.error, folder) if analysis.error else None
+    return VideoUploadAnalysis(replace(analysis, annotated_path=None, error=error), video)
+
+
+def _file_name(name: str) -> str:
+    """A visitor's file name usable inside the temporary folder: its last part (no folders, no
+    ``..``), at most 120 characters ending with the suffix, without NUL bytes."""
+    last = Path(name.replace("\0", "")).name[-120:]
+    return last if last not in ("", ".", "..") else "upload"
+
+
+def _without_folder(message: str, folder: str) -> str:
+    """A message with the server's temporary folder taken out of the paths it names."""
+    return message.replace(folder + os.sep, "").replace(folder, "")

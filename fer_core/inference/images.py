@@ -1,6 +1,9 @@
 """Decoding images from untrusted bytes (uploads, files given to the CLI) into BGR ``uint8`` arrays.
 
-Pillow reads the file, because it honours the EXIF orientation a phone writes (OpenCV's decoder
+Every input is checked against the :class:`fer_core.settings.Budgets` before it is decoded
+(:func:`check_image_budget`: its bytes, and its pixels from the header), so a small file that would
+decode to gigabytes is refused for the cost of reading its header; the pages, the CLI and the HTTP API
+all decode through here. Pillow reads the file, because it honours the EXIF orientation a phone writes (OpenCV's decoder
 would give a sideways picture and boxes that do not match what the user sees), and because it
 reports what is wrong with a bad file. Every failure becomes one :class:`ImageError` whose message
 names the file and the problem, so a page can show it and carry on.
@@ -17,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fer_core.settings import Budgets, env_name
+
 if TYPE_CHECKING:
     import PIL.Image
 
-MAX_PIXELS = 50_000_000  # about 8200 × 6100: larger pictures are refused before they are decoded
-MAX_BYTES = 100 * 1024 * 1024
 IMAGE_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
 
 
@@ -29,15 +32,23 @@ class ImageError(ValueError):
     """An image that cannot be used; the message names the file and says why."""
 
 
-def _check_size(name: str, width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"{name}: {width}×{height} pixels is too large (limit {MAX_PIXELS / 1e6:.0f} megapixels); "
-            "downscale the picture first"
-        )
+class ImageTooLarge(ImageError):
+    """An image over a budget (bytes, or pixels by its header), refused before it is decoded."""
 
 
-def _open(data: bytes, name: str) -> PIL.Image.Image:
+def check_image_budget(name: str, budgets: Budgets, n_bytes: int, size: tuple[int, int] | None = None) -> None:
+    """Raise :class:`ImageTooLarge` when a file of ``n_bytes`` bytes, or a picture of ``size``
+    (width, height, from its header) is over ``budgets``; the message names the limit and its setting."""
+    if n_bytes > budgets.max_upload_bytes:
+        raise ImageTooLarge(f"{name}: {n_bytes / 2**20:.0f} MB is too large (limit "
+                            f"{budgets.max_upload_bytes / 2**20:.0f} MB, {env_name('max_upload_bytes')})")
+    if size is not None and size[0] * size[1] > budgets.max_image_pixels:
+        raise ImageTooLarge(f"{name}: {size[0]}×{size[1]} pixels is too large (limit "
+                            f"{budgets.max_image_pixels / 1e6:.0f} megapixels, {env_name('max_image_pixels')}); "
+                            "downscale the picture first")
+
+
+def _open(data: bytes, name: str, budgets: Budgets) -> PIL.Image.Image:
     """Open and fully decode with Pillow, turning its many exceptions into :class:`ImageError`."""
     from PIL import Image, UnidentifiedImageError
 
@@ -46,13 +57,13 @@ def _open(data: bytes, name: str) -> PIL.Image.Image:
             # Pillow warns (rather than fails) between its own limit and twice that: refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            _check_size(name, *image.size)
+            check_image_budget(name, budgets, len(data), image.size)
             image.seek(0)  # first frame of an animation
             image.load()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
+        raise ImageTooLarge(f"{name}: refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read); "
                          f"use one of {', '.join(IMAGE_TYPES)}") from None
@@ -103,34 +114,34 @@ def _to_bgr(image: PIL.Image.Image) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, name: str = "image", budgets: Budgets | None = None) -> np.ndarray:
     """BGR ``uint8`` image ``(H, W, 3)`` from file bytes, upright as its EXIF orientation says.
 
     Handles gray, palette, RGBA, CMYK, 16-bit and animated (first frame) images. Raises
-    :class:`ImageError` for empty, non-image, damaged, truncated and oversized files.
+    :class:`ImageError` for empty, non-image, damaged and truncated files, and :class:`ImageTooLarge`
+    for files over ``budgets`` (:meth:`Budgets.from_env` when not given), before decoding them.
     """
+    budgets = budgets or Budgets.from_env()
     if len(data) == 0:
         raise ImageError(f"{name}: the file is empty (0 bytes)")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"{name}: {len(data) / 2**20:.0f} MB is too large (limit {MAX_BYTES // 2**20} MB)")
-    image = _upright(_open(data, name))
+    check_image_budget(name, budgets, len(data))
+    image = _upright(_open(data, name, budgets))
     return _to_bgr(image)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, budgets: Budgets | None = None) -> np.ndarray:
     """:func:`decode_image` of a file; a missing or unreadable file is an :class:`ImageError` too."""
     path = Path(path)
+    budgets = budgets or Budgets.from_env()
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):  # a FIFO or /dev/zero would be read for ever
             raise ImageError(f"{path}: not a regular file")
-        size = info.st_size
-        if size > MAX_BYTES:
-            raise ImageError(f"{path}: {size / 2**20:.0f} MB is too large (limit {MAX_BYTES // 2**20} MB)")
+        check_image_budget(str(path), budgets, info.st_size)
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return decode_image(data, str(path))
+    return decode_image(data, str(path), budgets)
 
 
 def encode_png(image_bgr: np.ndarray) -> bytes:

@@ -4,12 +4,20 @@ The result is a table with one row per face per analysed frame (frame number, ti
 number, box, probability of each emotion, top label), and optionally an annotated copy of the clip.
 In every analysed frame the faces are numbered by size, largest first, so face 1 is the main person
 of a typical clip; the numbers are not a tracker and may swap when two faces have similar sizes.
+
+A video is analysed under :class:`fer_core.settings.Budgets`: a clip whose frames are larger than
+``max_frame_pixels`` by the stream's header is refused before a frame is decoded
+(:class:`VideoTooLarge`), and the frames decoded and the wall-clock time spent are counted as the
+analysis goes (never trusted from the frame rate or length the file claims). Work over a budget stops
+and keeps its rows; :attr:`VideoAnalysis.cut_short` says which budget stopped it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,16 +33,22 @@ from fer_core.inference.images import failure_reason
 from fer_core.inference.pipeline import FaceResult, analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.results import face_row
+from fer_core.settings import Budgets, env_name
 
 if TYPE_CHECKING:
     import pandas
 
 ProgressCallback = Callable[[int, int], None]  # (frames read, frames expected; 0 when unknown)
+LOGGER = logging.getLogger(__name__)
 OUTPUT_CODECS = ("libx264", "mpeg4")  # H.264 plays in browsers; MPEG-4 Part 2 is the fallback
 
 
 class VideoError(ValueError):
     """A video that cannot be read, or an output that cannot be written; the message says which."""
+
+
+class VideoTooLarge(VideoError):
+    """A video whose frames are over the pixel budget by its header, refused before decoding."""
 
 
 @dataclass
@@ -50,6 +64,9 @@ class VideoAnalysis:
     # Why and where the analysis stopped before the end of the clip (a frame that could not be
     # decoded or analysed); ``None`` when it read to the end or to ``max_seconds``.
     error: str | None = None
+    # Which budget stopped the analysis before the end of the clip (frames, time or frame size), and
+    # where; ``None`` when no budget was reached. The rows before it are kept.
+    cut_short: str | None = None
 
     def to_frame(self) -> pandas.DataFrame:
         """Columns ``frame, time_s, face, x, y, w, h, label, confidence`` and one per label."""
@@ -162,7 +179,7 @@ def _expected_frames(stream, fps: float, max_seconds: float | None) -> int:
 def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every: int = 5,
                   annotate_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
                   detector: Detector | None = None, tta: bool = True, max_seconds: float | None = None,
-                  emoji: bool = False, frames: range | None = None) -> VideoAnalysis:
+                  emoji: bool = False, frames: range | None = None, budgets: Budgets | None = None) -> VideoAnalysis:
     """Analyse every ``every``-th frame (the first included) of the clip at ``path``.
 
     With ``annotate_path`` every frame is written there with the boxes and labels of the latest
@@ -180,7 +197,12 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     analysis splits a long clip into such segments to spread it over workers. The reading seeks to
     the key frame before ``start`` (see :func:`_frames_from`); ``frames_read`` is then the number of
     the frame after the last one read.
+
+    ``budgets`` (:meth:`Budgets.from_env` when not given) bounds the frame size (from the stream's
+    header, :class:`VideoTooLarge` before decoding; and again per decoded frame), the frames decoded
+    and the wall-clock seconds; reaching one stops the analysis with :attr:`VideoAnalysis.cut_short`.
     """
+    budgets = budgets or Budgets.from_env()
     if every < 1:
         raise ValueError("every must be at least 1")
     frames = frames if frames is not None else range(0, sys.maxsize)
@@ -189,18 +211,29 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     path = Path(path)
     container = _open_input(path)
     stream = container.streams.video[0]
+    try:
+        _check_header_size(path, stream, budgets)
+    except VideoTooLarge:
+        container.close()
+        raise
     stream.thread_type = "AUTO"
     fps = float(stream.average_rate or stream.guessed_rate or 0)
-    expected = _expected_frames(stream, fps, max_seconds)
+    expected = min(_expected_frames(stream, fps, max_seconds), budgets.max_video_frames)
     writer = AnnotatedWriter(annotate_path, fps) if annotate_path else None
     rows: list[dict] = []
     latest: list[FaceResult] = []
-    read, analyzed = frames.start, 0
-    error = None
+    read, analyzed, decoded = frames.start, 0, 0
+    error = cut_short = None
+    started = time.monotonic()
     try:
         for index, frame in _frames_from(container, stream, frames.start, path):
             time_s = float(frame.time) if frame.time is not None else index / (fps or 25)
             if index >= frames.stop or (max_seconds is not None and time_s > max_seconds):
+                break
+            decoded += 1
+            cut_short = _over_budget(frame, decoded, budgets)
+            if cut_short:
+                cut_short = f"stopped at frame {index}: {cut_short}"
                 break
             image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
             if index % every == 0:
@@ -212,17 +245,55 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
             if writer:
                 writer.write(annotate(image, latest, emoji=emoji))
             read = index + 1
+            if time.monotonic() - started > budgets.max_video_seconds:
+                cut_short = (f"stopped at frame {read}: {budgets.max_video_seconds:.0f} s spent, the limit "
+                             f"({env_name('max_video_seconds')})")
+                break
     except Exception as exc:  # noqa: BLE001 - a broken stream or a bad frame keeps the frames before it
         error = _stop_message(read, fps, exc)
     finally:
         container.close()
-        if writer:
-            writer.close()
+        error = _close_writer(writer, error)
+    if read == frames.start and cut_short:  # the first frame is over a budget: nothing to keep
+        raise VideoTooLarge(f"{path.name}: {cut_short}")
     if read == 0:
         raise VideoError(f"{path.name}: no frame could be decoded" + (f" ({error})" if error else ""))
     if progress:
         progress(read, max(expected, read))
-    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, writer.path if writer else None, error)
+    annotated = writer.path if writer is not None and writer.path.exists() else None
+    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, annotated, error, cut_short)
+
+
+def _check_header_size(path: Path, stream, budgets: Budgets) -> None:
+    """:class:`VideoTooLarge` when the stream's header states frames over ``max_frame_pixels``."""
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > budgets.max_frame_pixels:
+        raise VideoTooLarge(f"{path.name}: frames of {width}×{height} pixels are too large (limit "
+                            f"{budgets.max_frame_pixels / 1e6:.0f} megapixels, {env_name('max_frame_pixels')})")
+
+
+def _over_budget(frame, decoded: int, budgets: Budgets) -> str | None:
+    """Which budget a decoded frame is over (its size, the frames decoded so far), in words."""
+    if frame.width * frame.height > budgets.max_frame_pixels:
+        return (f"a frame of {frame.width}×{frame.height} pixels is over the limit of "
+                f"{budgets.max_frame_pixels / 1e6:.0f} megapixels ({env_name('max_frame_pixels')})")
+    if decoded > budgets.max_video_frames:
+        return f"{budgets.max_video_frames} frames decoded, the limit ({env_name('max_video_frames')})"
+    return None
+
+
+def _close_writer(writer: AnnotatedWriter | None, error: str | None) -> str | None:
+    """Close the annotated copy; a failure to finish it (a frame size its encoder refuses, a full
+    disk) becomes the analysis's error instead of an exception that would lose the rows."""
+    if writer is None:
+        return error
+    try:
+        writer.close()
+    except Exception as exc:  # noqa: BLE001 - the rows are kept; the copy is what failed
+        LOGGER.exception("the annotated copy %s could not be finished", writer.path)
+        writer.path.unlink(missing_ok=True)
+        return error or f"the annotated copy could not be finished ({type(exc).__name__})"
+    return error
 
 
 def frame_count(path: str | os.PathLike) -> int:
