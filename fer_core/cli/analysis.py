@@ -283,6 +283,8 @@ def _print_video_summary(source: str, analysis) -> None:
     shown = display_path(source)
     if analysis.error:
         print(f"error: {shown}: {analysis.error}", file=sys.stderr)
+    if analysis.cut_short:
+        print(f"note: {shown}: {analysis.cut_short} (a budget: docs/security.md)", file=sys.stderr)
     table = analysis.to_frame()
     print(f"{shown}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, "
           f"{analysis.frames_analyzed} analysed, {len(table)} face detections"

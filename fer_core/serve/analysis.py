@@ -152,7 +152,7 @@ class Analyzer:
         if over is not None:
             return over
         try:
-            image = decode_image(item.data, item.name)
+            image = decode_image(item.data, item.name, settings.budgets)
             detector = None if whole_image else detector_for(settings.detector, "photo")
             return Prepared(item.name, crop_image_faces(image, self.recognizer(settings), detector,
                                                         whole_image=whole_image, max_faces=max_faces))
