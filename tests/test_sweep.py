@@ -149,3 +149,43 @@ def test_local_engine_trains_in_turn_and_a_failing_trial_spares_the_others(fer_d
         ("t00-seed_2", "failed: RuntimeError: out of memory", 0), ("t01-seed_1", "completed", 1)]
     rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [row["trial"] for row in rows] == ["t01-seed_1", "t00-seed_2"]  # best first, the failed one last
+
+
+def test_train_options_and_grid_keys_are_trainconfigs_fields():
+    """``train``'s options parse to TrainConfig's defaults, and the grid takes every one but the sweep's own."""
+    from fer_core.training.options import config_options
+    from fer_core.training.sweep import GRID_OPTIONS, SWEEP_OPTIONS
+
+    options = config_options(TrainConfig)
+    args = build_parser().parse_args(["train", "--data", "D", "--out", "O"])
+    assert {name: opt.value(args) for name, opt in options.items()} == {
+        name: getattr(TrainConfig(data="D", out="O"), name) for name in options}
+    assert set(GRID_OPTIONS) == set(options) - set(SWEEP_OPTIONS)
+    assert (GRID_OPTIONS["learning_rate"], GRID_OPTIONS["augment"]) == ("--lr", "--no-augment")
+
+
+def test_a_field_declared_with_option_is_an_option_with_its_type_default_help_and_choices():
+    import argparse
+    from dataclasses import dataclass
+
+    from fer_core.training.options import config_options, option
+
+    @dataclass
+    class Recipe:
+        data: str = option(help="where")
+        width: int = option(32, "channels (default {default})")
+        mode: str = option("a", choices=("a", "b"))
+        mirror: bool = option(True)
+        internal: int = 3
+
+    parser = argparse.ArgumentParser()
+    for opt in config_options(Recipe).values():
+        parser.add_argument(opt.flag, **opt.argparse_kwargs())
+    assert "channels (default 32)" in parser.format_help() and "--no-mirror" in parser.format_help()
+    args = parser.parse_args(["--data", "x", "--width", "48", "--no-mirror"])
+    values = {name: opt.value(args) for name, opt in config_options(Recipe).items()}
+    assert Recipe(**values) == Recipe(data="x", width=48, mode="a", mirror=False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "x", "--mode", "c"])
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --data is required: the field has no default

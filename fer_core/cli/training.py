@@ -8,41 +8,17 @@ from pathlib import Path
 
 from fer_core.cli.common import Parents, import_tensorflow_quietly
 
-DATA_HELP = "Kaggle CSV or image-folder tree with Training and PublicTest faces"
 VALIDATION_DATA_HELP = "data with the PublicTest (validation) faces"
 MODELS_HELP = "published .keras models"
 PROGRESS_CHOICES = [0, 1, 2]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from fer_core.training.options import config_options
     from fer_core.training.train import TrainConfig, run_is_complete, start_fresh, train
 
-    config = TrainConfig(
-        data=args.data,
-        out=args.out,
-        scheme=args.scheme,
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        class_weights=args.class_weights,
-        augmentation=args.augmentation,
-        keep_unresampled=args.keep_unresampled,
-        erasing=args.erasing,
-        crop=args.crop,
-        optimizer=args.optimizer,
-        patience=args.patience,
-        precision=args.precision,
-        augment=not args.no_augment,
-        limit=args.limit,
-        teacher=args.teacher,
-        teacher_weight=args.teacher_weight,
-        teacher_temperature=args.teacher_temperature,
-        seed=args.seed,
-        command=["python", "-m", "fer_core", *sys.argv[1:]],
-    )
+    values = {name: opt.value(args) for name, opt in config_options(TrainConfig).items()}
+    config = TrainConfig(**values, command=["python", "-m", "fer_core", *sys.argv[1:]])
     if args.fresh:
         start_fresh(args.out)
     elif run_is_complete(args.out):
@@ -52,49 +28,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train(sub: argparse._SubParsersAction, parents: Parents) -> None:
-    from fer_core.training.architectures import ARCHITECTURES
-    from fer_core.training.augment import AUGMENTATIONS
-    from fer_core.training.train import OPTIMIZERS, PRECISIONS, TrainConfig
+def add_config_options(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
+                       helps: dict[str, str] | None = None) -> None:
+    """``TrainConfig``'s options (those named in ``names``, default all) on ``parser``, in field order;
+    ``helps`` replaces the help of some (a sweep's ``--epochs`` are each trial's)."""
+    from fer_core.training.options import config_options
+    from fer_core.training.train import TrainConfig
 
+    for name, opt in config_options(TrainConfig).items():
+        if names is None or name in names:
+            parser.add_argument(opt.flag, **opt.argparse_kwargs((helps or {}).get(name)))
+
+
+def add_train(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p = sub.add_parser("train", help="train a model (run the same command again to resume)")
-    recipe = TrainConfig(data="", out="")  # the defaults of a training run
-    p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--out", required=True, help="run folder (model, history, backup)")
-    p.add_argument("--scheme", default=recipe.scheme, help="fer7, fer6, smile or subset:happy,sad,neutral")
-    p.add_argument("--arch", default=recipe.arch, choices=sorted(ARCHITECTURES))
-    p.add_argument("--epochs", type=int, default=recipe.epochs)
-    p.add_argument("--batch-size", type=int, default=recipe.batch_size)
-    p.add_argument("--lr", type=float, default=recipe.learning_rate,
-                   help="peak learning rate (cosine decay after warm-up)")
-    p.add_argument("--weight-decay", type=float, default=recipe.weight_decay)
-    p.add_argument("--label-smoothing", type=float, default=recipe.label_smoothing)
-    p.add_argument("--class-weights", action="store_true", help="weigh classes by inverse frequency")
-    p.add_argument("--patience", type=int, default=recipe.patience, help="early-stopping patience in epochs")
-    p.add_argument("--precision", default=recipe.precision, choices=PRECISIONS,
-                   help="auto (default): bf16 mixed precision on a GPU or a CPU with native bf16, else float32")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--augmentation", default=recipe.augmentation, choices=AUGMENTATIONS,
-                   help="one_pass: rotation, zoom and shift in a single resampling (default); "
-                        "three_pass: the Keras layers of the first shipped model")
-    p.add_argument("--keep-unresampled", type=float, default=recipe.keep_unresampled,
-                   help=f"one_pass: share of faces only flipped, never resampled (default {recipe.keep_unresampled:g})")
-    p.add_argument("--erasing", type=float, default=recipe.erasing,
-                   help="probability of random erasing per face (e.g. 0.5)")
-    p.add_argument("--crop", type=int, default=recipe.crop,
-                   help="random crops: the net sees the central 48 - 2*CROP pixels and each training face is "
-                        "shifted by up to CROP pixels; published with ten-crop test-time augmentation "
-                        "(e.g. 4 for 40-pixel crops; default 0, the whole face)")
-    p.add_argument("--optimizer", default=recipe.optimizer, choices=OPTIMIZERS,
-                   help="sgd = Nesterov momentum 0.9")
-    p.add_argument("--limit", type=int, help="use at most this many faces per split (quick runs)")
-    p.add_argument("--teacher", help="distil a published model (e.g. models/vgg_ensemble6w_fer7.keras): its "
-                                     "softened probabilities are mixed into each training target")
-    p.add_argument("--teacher-weight", type=float, default=recipe.teacher_weight,
-                   help=f"share of the teacher in the target (default {recipe.teacher_weight:g})")
-    p.add_argument("--teacher-temperature", type=float, default=recipe.teacher_temperature,
-                   help=f"softens the teacher's probabilities (default {recipe.teacher_temperature:g})")
-    p.add_argument("--seed", type=int, default=recipe.seed)
+    add_config_options(p)
     p.add_argument("--fresh", action="store_true", help="discard a previous run in --out instead of resuming it")
     p.add_argument("--progress", type=int, default=2, choices=PROGRESS_CHOICES,
                    help="Keras output while training: 0 silent, 1 progress bar, 2 a line per epoch (default)")
@@ -131,13 +79,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_sweep(sub: argparse._SubParsersAction, parents: Parents) -> None:
-    from fer_core.training.train import TrainConfig
-
-    recipe = TrainConfig(data="", out="")
     p = sub.add_parser("sweep", parents=[parents.verbose],
                        help="train many runs over a grid of train options (Ray Tune with early stopping, or in turn)")
-    p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--out", required=True, help="sweep folder: one run folder per trial, sweep.csv, sweep.json")
+    add_config_options(p, ("data", "out"),
+                       {"out": "sweep folder: one run folder per trial, sweep.csv, sweep.json"})
     p.add_argument("--grid", required=True, metavar="FILE",
                    help="YAML or JSON mapping train options (seed, arch, learning_rate, augmentation, ...) to a "
                         "value or a list of values; every combination is one trial")
@@ -145,8 +90,8 @@ def add_sweep(sub: argparse._SubParsersAction, parents: Parents) -> None:
                    help="local: trials one after another in this process, no early stopping (default); "
                         "ray: Ray Tune runs them side by side and ASHA stops the weak ones")
     p.add_argument("--address", help="ray: join this running Ray cluster (e.g. HEAD:6379) instead of an embedded one")
-    p.add_argument("--epochs", type=int, default=recipe.epochs, help="epochs per trial (ASHA's budget)")
-    p.add_argument("--limit", type=int, help="use at most this many faces per split (quick sweeps)")
+    add_config_options(p, ("epochs", "limit"), {"epochs": "epochs per trial (ASHA's budget)",
+                                                "limit": "use at most this many faces per split (quick sweeps)"})
     p.add_argument("--max-concurrent", type=int,
                    help="ray: at most this many trials at once (default: as resources allow)")
     p.add_argument("--cpus-per-trial", type=float, default=1,

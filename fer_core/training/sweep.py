@@ -26,38 +26,13 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fer_core.training.augment import AUGMENTATIONS
-from fer_core.training.train import (
-    OPTIMIZERS,
-    PRECISIONS,
-    TrainConfig,
-    read_history,
-    run_is_complete,
-)
+from fer_core.training.options import config_options
+from fer_core.training.train import TrainConfig, read_history, run_is_complete
 
-# The grid's keys: TrainConfig fields that ``train`` has a command-line option for, with that option.
-# data, out, epochs and limit are the sweep's own options (the same for every trial).
-GRID_OPTIONS = {
-    "scheme": "--scheme",
-    "arch": "--arch",
-    "batch_size": "--batch-size",
-    "learning_rate": "--lr",
-    "weight_decay": "--weight-decay",
-    "label_smoothing": "--label-smoothing",
-    "class_weights": "--class-weights",
-    "patience": "--patience",
-    "precision": "--precision",
-    "augment": "--no-augment",
-    "augmentation": "--augmentation",
-    "keep_unresampled": "--keep-unresampled",
-    "erasing": "--erasing",
-    "crop": "--crop",
-    "optimizer": "--optimizer",
-    "teacher": "--teacher",
-    "teacher_weight": "--teacher-weight",
-    "teacher_temperature": "--teacher-temperature",
-    "seed": "--seed",
-}
+# The sweep's own options, the same for every trial; the grid takes every other option of ``train``.
+SWEEP_OPTIONS = ("data", "out", "epochs", "limit")
+# The grid's keys: TrainConfig's fields that are train options, with that option's flag (--lr, --no-augment).
+GRID_OPTIONS = {name: opt.flag for name, opt in config_options(TrainConfig).items() if name not in SWEEP_OPTIONS}
 TUNE_DIR = "tune"  # Ray Tune's own experiment records, beside the trials' run folders
 SUMMARY_CSV = "sweep.csv"
 SUMMARY_JSON = "sweep.json"
@@ -140,9 +115,9 @@ def _checked_values(path: Path, key: str, value) -> list:
 def _checked_value(path: Path, key: str, value):
     """``value`` if it suits ``key`` (a float written ``1e-4``, which YAML reads as a string, as a float)."""
     from fer_core.labels import get_scheme
-    from fer_core.training.architectures import ARCHITECTURES
 
-    kind = str if key == "teacher" else type(getattr(TrainConfig(data="", out=""), key))  # teacher: None by default
+    declared = config_options(TrainConfig)[key]
+    kind = declared.kind
     if kind is float and isinstance(value, str):
         try:
             value = float(value)
@@ -154,10 +129,8 @@ def _checked_value(path: Path, key: str, value):
           else isinstance(value, str))
     if not ok:
         raise GridError(f"{path}: {key}: {value!r} is not a {kind.__name__}")
-    choices = {"arch": sorted(ARCHITECTURES), "augmentation": AUGMENTATIONS, "optimizer": OPTIMIZERS,
-               "precision": PRECISIONS}.get(key)
-    if choices is not None and value not in choices:
-        raise GridError(f"{path}: {key}: {value!r} is not one of {', '.join(choices)}")
+    if declared.choices is not None and value not in declared.choices:
+        raise GridError(f"{path}: {key}: {value!r} is not one of {', '.join(declared.choices)}")
     if key == "scheme":
         try:
             get_scheme(value)

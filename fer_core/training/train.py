@@ -25,8 +25,9 @@ import numpy as np
 
 from fer_core.data import FaceData, load_dataset
 from fer_core.labels import LabelScheme, get_scheme
-from fer_core.training.architectures import MAX_CROP
-from fer_core.training.augment import AffineRanges, augmentation_layer
+from fer_core.training.architectures import ARCHITECTURES, MAX_CROP
+from fer_core.training.augment import AUGMENTATIONS, AffineRanges, augmentation_layer
+from fer_core.training.options import option
 
 if TYPE_CHECKING:
     import keras
@@ -46,38 +47,53 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 @dataclass
 class TrainConfig:
-    data: str
-    out: str
-    scheme: str = "fer7"
-    arch: str = "vgg_compact"
-    epochs: int = 60
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.01
+    """One training run. The fields declared with :func:`~fer_core.training.options.option` are the
+    ``train`` command's options (and the keys a ``sweep`` grid takes), in this order."""
+
+    data: str = option(help="Kaggle CSV or image-folder tree with Training and PublicTest faces")
+    out: str = option(help="run folder (model, history, backup)")
+    scheme: str = option("fer7", "fer7, fer6, smile or subset:happy,sad,neutral")
+    arch: str = option("vgg_compact", choices=tuple(sorted(ARCHITECTURES)))
+    epochs: int = option(60)
+    batch_size: int = option(128)
+    learning_rate: float = option(2e-3, "peak learning rate (cosine decay after warm-up)", flag="--lr")
+    weight_decay: float = option(0.01)
     warmup_epochs: int = 2
     # Label smoothing 0.1 left a model a temperature could not calibrate: ECE 3.2% at best
     # (benchmarks/calibration_study.py on the first shipped model, commit 48f7ead).
-    label_smoothing: float = 0.0
-    class_weights: bool = False
+    label_smoothing: float = option(0.0)
+    class_weights: bool = option(False, "weigh classes by inverse frequency")
+    patience: int = option(15, "early-stopping patience in epochs")
+    # mixed_bfloat16 where the device computes bf16 natively, else float32
+    precision: str = option("auto", "auto (default): bf16 mixed precision on a GPU or a CPU with native bf16, "
+                                    "else float32", choices=PRECISIONS)
+    augment: bool = option(True)
     # "one_pass": flip, then rotation, zoom and shift in one bilinear resampling, with a share of the
     # faces (keep_unresampled) left on the pixel grid; "three_pass": the original three Keras layers.
-    augmentation: str = "one_pass"
-    keep_unresampled: float = 0.25
-    erasing: float = 0.0  # probability of random erasing (one rectangle of noise) per face
+    augmentation: str = option("one_pass", "one_pass: rotation, zoom and shift in a single resampling (default); "
+                                           "three_pass: the Keras layers of the first shipped model",
+                               choices=AUGMENTATIONS)
+    keep_unresampled: float = option(0.25, "one_pass: share of faces only flipped, never resampled "
+                                           "(default {default:g})")
+    # probability of random erasing (one rectangle of noise) per face
+    erasing: float = option(0.0, "probability of random erasing per face (e.g. 0.5)")
     # Random crops: the net centre-crops this many pixels per side and every training face is shifted
     # by up to as many, so it learns on random (48 - 2·crop)-pixel crops (0: the whole face).
-    crop: int = 0
-    optimizer: str = "adamw"  # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
-    patience: int = 15
-    precision: str = "auto"  # mixed_bfloat16 where the device computes bf16 natively, else float32
-    augment: bool = True
-    limit: int | None = None  # at most this many faces per split (quick runs and tests)
+    crop: int = option(0, "random crops: the net sees the central 48 - 2*CROP pixels and each training face is "
+                          "shifted by up to CROP pixels; published with ten-crop test-time augmentation "
+                          "(e.g. 4 for 40-pixel crops; default 0, the whole face)")
+    # or "sgd" (Nesterov, momentum 0.9; weight decay as in AdamW)
+    optimizer: str = option("adamw", "sgd = Nesterov momentum 0.9", choices=OPTIMIZERS)
+    limit: int | None = option(None, "use at most this many faces per split (quick runs)")
     # Knowledge distillation: a published model (e.g. the ensemble) whose softened probabilities on
     # each training face are mixed into that face's target.
-    teacher: str | None = None
-    teacher_weight: float = 0.5  # share of the teacher's probabilities in the target (the rest: the label)
-    teacher_temperature: float = 2.0  # softens the teacher: softmax(log p / T)
-    seed: int = 1
+    teacher: str | None = option(None, "distil a published model (e.g. models/vgg_ensemble6w_fer7.keras): its "
+                                       "softened probabilities are mixed into each training target")
+    # share of the teacher's probabilities in the target (the rest: the label)
+    teacher_weight: float = option(0.5, "share of the teacher in the target (default {default:g})")
+    # softens the teacher: softmax(log p / T)
+    teacher_temperature: float = option(2.0, "softens the teacher's probabilities (default {default:g})")
+    seed: int = option(1)
     command: list[str] = field(default_factory=list)
 
 
