@@ -291,3 +291,14 @@ def expected_status(item, budgets: Budgets) -> int:
     except ImageError:
         return 422
     return 200
+
+
+def test_the_openapi_schema_shows_every_endpoint_and_body(server):
+    schema = requests.get(f"{server}/openapi.json").json()
+    assert {"/v1/analyze", "/v1/classify", "/v1/models", "/healthz", "/readyz"} <= set(schema["paths"])
+    analyze_body = schema["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/*"} <= set(analyze_body)
+    assert "application/json" in schema["paths"]["/v1/classify"]["post"]["requestBody"]["content"]
+    models = set(schema["components"]["schemas"])
+    assert {"AnalyzeResponse", "ImageResult", "Face", "ErrorResponse", "ModelInfo"} <= models
+    assert requests.get(f"{server}/docs").status_code == 200
