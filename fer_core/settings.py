@@ -47,6 +47,7 @@ class Budgets:
     max_images_per_request: int = 16  # images in one HTTP API request
     max_in_flight_requests: int = 8  # HTTP API requests being analysed at once; more get 503
     max_faces_per_request: int = 1024  # 48×48 faces in one HTTP API classify request
+    max_body_seconds: float = 60.0  # to receive one HTTP API request body; a slower one gets 408
 
     def __post_init__(self) -> None:
         for item in fields(self):

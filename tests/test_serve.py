@@ -234,6 +234,19 @@ def test_a_saturated_server_answers_503_with_retry_after(engine, astronaut_path)
         assert analyze(base, {"a.png": data}, **FAST).status_code == 200
 
 
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_frees_its_slot(engine):
+    budgets = Budgets(max_in_flight_requests=1, max_body_seconds=1.0)
+    with running_server(create_app(engine, ServeConfig(budgets, frozenset()))) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"POST /v1/analyze HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+                         b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
+            slow.settimeout(30)
+            reply = slow.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 408 ") and b"max_body_seconds" in reply
+        assert requests.get(f"{base}/readyz").json()["in_flight"] == 0
+
+
 def test_eight_concurrent_clients_get_the_one_at_a_time_answers(server, photos):
     requests_ = [[(name, data)] for name, data in photos.items()] + [list(photos.items())]
     alone = [analyze(server, files, model="fast", tta="false").json() for files in requests_]

@@ -2,14 +2,16 @@
 inside a Ray Serve deployment (``fer serve --engine ray``).
 
 Every refusal is a JSON :class:`~fer_core.serve.schemas.ErrorResponse` naming what was wrong: 401
-without a valid API key (when keys are configured), 413 over a budget (the body is counted as it
-arrives, an image's pixels are read from its header before it is decoded), 415 for a body that is
-neither a multipart form nor an image, 422 for an unusable image or parameter, 503 with
+without a valid API key (when keys are configured), 408 for a body that does not arrive within
+``max_body_seconds``, 413 over a budget (the body is counted as it arrives, an image's pixels are
+read from its header before it is decoded), 415 for a body that is neither a multipart form nor an
+image, 422 for an unusable image or parameter, 503 with
 ``Retry-After`` when ``max_in_flight_requests`` requests are being analysed (instead of queueing
 without bound) or the models are not loaded yet. A fault of ours is a 500 that names nothing
 internal; the traceback goes to the server's log only.
 """
 
+import asyncio
 import hmac
 import logging
 import os
@@ -53,7 +55,7 @@ API_KEYS_ENV = "FER_API_KEYS"
 RETRY_AFTER_S = 1
 DetectorName = Literal[DETECTOR_NAMES]  # type: ignore[valid-type]
 STATUS_CODES = {413: "image_too_large", 422: "unusable_image", 500: "internal"}
-ERRORS = {status: {"model": ErrorResponse} for status in (401, 413, 415, 422, 500, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (401, 408, 413, 415, 422, 500, 503)}
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,18 @@ class BodyTooLarge(Exception):
     """The request body passed ``max_request_bytes`` while it was being received."""
 
 
+class BodyTooSlow(Exception):
+    """The request body was not complete ``max_body_seconds`` after the request began."""
+
+
 class BodyLimit:
     """ASGI middleware: a declared ``Content-Length`` over the budget is refused before any byte is read,
-    and the bytes that arrive are counted (a chunked or lying body is stopped at the budget)."""
+    the bytes that arrive are counted (a chunked or lying body is stopped at the budget), and a body
+    still incomplete after ``max_seconds`` is given up (a client trickling bytes would hold one of the
+    ``max_in_flight_requests`` for ever)."""
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, max_seconds: float):
+        self.app, self.max_bytes, self.max_seconds = app, max_bytes, max_seconds
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -93,13 +101,21 @@ class BodyLimit:
             response = error_response(413, "body_too_large", f"the request body is over the budget "
                                                              f"max_request_bytes ({self.max_bytes} bytes)")
             return await response(scope, receive, send)
-        received = 0
+        loop = asyncio.get_running_loop()
+        deadline, received, complete = loop.time() + self.max_seconds, 0, False
 
         async def counted():
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: a disconnect, whenever it comes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -147,7 +163,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="FER2013 facial expression API", version="1", lifespan=lifespan,
                   description="Faces and their emotions in images, on the shipped models. docs/api.md has examples.")
-    app.add_middleware(BodyLimit, max_bytes=budgets.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=budgets.max_request_bytes, max_seconds=budgets.max_body_seconds)
     add_error_handlers(app)
 
     def authorised(request: Request) -> None:
@@ -301,6 +317,11 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
         return error_response(413, "body_too_large", "the request body is over the budget max_request_bytes")
+
+    @app.exception_handler(BodyTooSlow)
+    async def too_slow(request: Request, exc: BodyTooSlow) -> JSONResponse:
+        return error_response(408, "body_too_slow", "the request body did not arrive within the budget "
+                                                    "max_body_seconds")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
