@@ -22,17 +22,14 @@ FAST = {"model": "fast", "tta": "false"}
 @pytest.fixture(scope="module")
 def ray_server():
     """2 analyzer replicas on an embedded local Ray (1 CPU each) behind Serve's proxy on a free port."""
-    import ray
-
     from fer_core.serve.ray_engine import start_ray_server, stop_ray_server
 
     port = free_port()
-    start_ray_server(ServeConfig(Budgets(), frozenset()), port=port, replicas=2)
+    started = start_ray_server(ServeConfig(Budgets(), frozenset()), port=port, replicas=2)
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(base)
     yield base
-    stop_ray_server()
-    ray.shutdown()
+    stop_ray_server(started)
 
 
 @pytest.fixture(scope="module")

@@ -137,20 +137,24 @@ def build_application(config: ServeConfig, replicas: int = 1, batching: bool = T
 
 
 def start_ray_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
-                     address: str | None = None, batching: bool = True) -> None:
+                     address: str | None = None, batching: bool = True) -> bool:
     """Start (or join) Ray, then Serve's HTTP proxy on ``host:port`` and the application; returns once
-    every replica is up (the caller keeps the process alive, or calls :func:`stop_ray_server`)."""
+    every replica is up, with whether this call started Ray (then :func:`stop_ray_server` stops it too)."""
     from ray import serve
 
     from fer_core.inference.batch_ray import start_ray
 
-    start_ray(address)
+    started = start_ray(address)
     serve.start(http_options={"host": host, "port": port})
     serve.run(build_application(config, replicas, batching), name=APP_NAME, route_prefix="/")
+    return started
 
 
-def stop_ray_server() -> None:
-    """Remove the application and Serve; Ray itself stays for whoever started it."""
+def stop_ray_server(stop_ray: bool) -> None:
+    """Remove the application and Serve, and Ray itself when :func:`start_ray_server` started it."""
+    import ray
     from ray import serve
 
     serve.shutdown()
+    if stop_ray:
+        ray.shutdown()

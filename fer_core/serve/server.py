@@ -46,7 +46,8 @@ def serve(options: ServerOptions, config: ServeConfig) -> None:
 def serve_on_ray(options: ServerOptions, config: ServeConfig) -> None:
     from fer_core.serve.ray_engine import start_ray_server, stop_ray_server
 
-    start_ray_server(config, options.host, options.port, options.replicas, options.address, options.batching)
+    started = start_ray_server(config, options.host, options.port, options.replicas, options.address,
+                               options.batching)
     print(f"serving on http://{options.host}:{options.port} (Ray Serve, {options.replicas} replica(s)); "
           "Ctrl-C stops", flush=True)
     stop = threading.Event()
@@ -56,4 +57,4 @@ def serve_on_ray(options: ServerOptions, config: ServeConfig) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stop_ray_server()
+        stop_ray_server(started)
