@@ -193,3 +193,16 @@ def test_ensemble_study_runs_on_the_validation_faces(ensemble_study, tmp_path, f
     assert "3589 PublicTest faces, 3 models" in out and out.count("3 subsets") == 2
     assert out.index("test-time augmentation: none") < out.index("test-time augmentation: hflip")
     assert out.count("all 3 members:") == 2 and out.count("scored on the other") == 2 and out.count(" picks ") == 4
+
+
+def test_bench_api_prints_a_row_per_photo_and_client_count_beside_the_cpu(monkeypatch, astronaut_path, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_api
+
+    monkeypatch.setattr(bench_api, "PHOTOS", astronaut_path.parent)
+    assert bench_api.main(["--configs", "local", "--requests", "1", "--clients", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| local |")]
+    assert len(rows) == 4 and all(line.endswith("| 0 |") for line in rows), out
+    assert "flags:" in out and "load average" in out
+    sys.modules.pop("bench_api", None)
