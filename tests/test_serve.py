@@ -19,7 +19,6 @@ from conftest import SHARED_DATA
 from serve_support import analyze, photo_bytes, running_server
 
 from fer_core.model_card import PROJECT_ROOT, ModelCard, default_model_path, fast_model_path
-from fer_core.serve.analysis import ImageInput, check_image_budget
 from fer_core.serve.app import ServeConfig, create_app, read_api_keys
 from fer_core.serve.engines import LocalEngine
 from fer_core.settings import Budgets
@@ -192,7 +191,7 @@ def test_budgets_refuse_before_decoding(engine):
                                 headers={"Content-Type": "image/png"})  # no Content-Length: counted as it comes
         assert chunked.status_code == 413 and error_of(chunked)["code"] == "body_too_large"
         bomb = analyze(base, {"bomb.png": png_claiming(2000, 2000)}, **FAST)  # 4 megapixels in 100 bytes
-        assert bomb.status_code == 413 and "max_image_pixels" in error_of(bomb)["error"]
+        assert bomb.status_code == 413 and "FER_MAX_IMAGE_PIXELS" in error_of(bomb)["error"]
         assert requests.get(f"{base}/healthz").json() == {"status": "ok"}
 
 
@@ -294,13 +293,12 @@ def test_the_fuzz_corpus_gives_4xx_for_refused_files_and_never_5xx(server):
 
 def expected_status(item, budgets: Budgets) -> int:
     """What the API must answer for one fuzz input alone: 413 over a budget, 422 when the decoder refuses it."""
-    from fer_core.inference.images import ImageError, decode_image
+    from fer_core.inference.images import ImageError, ImageTooLarge, decode_image
 
-    over = check_image_budget(ImageInput(item.name, item.data), budgets)
-    if over is not None:
-        return over.status
     try:
-        decode_image(item.data, item.name)
+        decode_image(item.data, item.name, budgets)
+    except ImageTooLarge:
+        return 413
     except ImageError:
         return 422
     return 200

@@ -12,9 +12,7 @@ the rows of ``predict --jsonl``.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 
 from fer_core.labels import get_scheme, projection_matrix
 from fer_core.model_card import ModelCard, default_model_path, fast_model_path
-from fer_core.settings import AnalysisSettings, Budgets
+from fer_core.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from fer_core.inference.pipeline import FaceCrops
@@ -90,32 +88,6 @@ def refusal(name: str, status: int, message: str) -> ImageOutcome:
     return ImageOutcome(name, error=message, status=status)
 
 
-def pixels_from_header(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` as the image's header states them, read without decoding the pixels;
-    ``None`` when Pillow cannot read a header (the decoder then says what is wrong)."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                return image.size
-    except Exception:  # noqa: BLE001 - any unreadable header is the decoder's to report
-        return None
-
-
-def check_image_budget(item: ImageInput, budgets: Budgets) -> ImageOutcome | None:
-    """A 413 outcome when the image's bytes or its header's pixel count are over budget, else ``None``."""
-    if len(item.data) > budgets.max_upload_bytes:
-        return refusal(item.name, 413, f"{len(item.data)} bytes is over the budget max_upload_bytes "
-                                       f"({budgets.max_upload_bytes})")
-    size = pixels_from_header(item.data)
-    if size is not None and size[0] * size[1] > budgets.max_image_pixels:
-        return refusal(item.name, 413, f"{size[0]}×{size[1]} pixels is over the budget max_image_pixels "
-                                       f"({budgets.max_image_pixels}); downscale the picture first")
-    return None
-
-
 class Analyzer:
     """The shipped models, loaded once, and the steps of an analysis around the classifier.
 
@@ -143,19 +115,19 @@ class Analyzer:
 
     def prepare(self, item: ImageInput, settings: AnalysisSettings, whole_image: bool = False,
                 max_faces: int | None = None) -> Prepared | ImageOutcome:
-        """Budget checks, decoding, detection and cropping of one image; an outcome when it is refused."""
+        """Decoding (bytes and pixels checked against the budgets first, the pixels from the header),
+        detection and cropping of one image; an outcome when it is refused."""
         from fer_core.inference.detect import detector_for
-        from fer_core.inference.images import ImageError, decode_image, failure_reason
+        from fer_core.inference.images import ImageError, ImageTooLarge, decode_image, failure_reason
         from fer_core.inference.pipeline import crop_image_faces
 
-        over = check_image_budget(item, settings.budgets)
-        if over is not None:
-            return over
         try:
             image = decode_image(item.data, item.name, settings.budgets)
             detector = None if whole_image else detector_for(settings.detector, "photo")
             return Prepared(item.name, crop_image_faces(image, self.recognizer(settings), detector,
                                                         whole_image=whole_image, max_faces=max_faces))
+        except ImageTooLarge as exc:
+            return refusal(item.name, 413, failure_reason(item.name, exc))
         except ImageError as exc:
             return refusal(item.name, 422, failure_reason(item.name, exc))
         except Exception:  # noqa: BLE001 - one input's fault must not cost the others their answers
