@@ -18,6 +18,10 @@ RUN python -m pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 RUN useradd --create-home --uid 10001 fer
 WORKDIR /app
 COPY --chown=fer:fer . /app
+# Secrets never enter the image: .dockerignore leaves secrets.toml out, and the build stops if one got in
+# anyway. Give a container its secrets at run time: -v /path/secrets.toml:/app/.streamlit/secrets.toml:ro
+RUN if find /app -name secrets.toml | grep -q .; then \
+        echo "secrets.toml is in the build context: remove it (docs/security.md)" >&2; exit 1; fi
 USER fer
 
 EXPOSE 8501

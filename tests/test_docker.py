@@ -77,6 +77,16 @@ def test_tests_and_git_stay_out_of_the_image():
     assert ignored_by_dockerignore("fer_core/__pycache__/cli.cpython-311.pyc")
 
 
+def test_secrets_stay_out_of_git_and_the_image():
+    """.streamlit/secrets.toml holds the live camera's TURN credentials."""
+    assert ignored_by_dockerignore(".streamlit/secrets.toml")
+    checked = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=ROOT)
+    assert checked.returncode == 0, ".streamlit/secrets.toml is not in .gitignore"
+    copied_at = next(i for i, (name, _) in enumerate(dockerfile_instructions()) if name == "COPY" and "." in _.split())
+    later_runs = [args for name, args in dockerfile_instructions()[copied_at:] if name == "RUN"]
+    assert any("secrets.toml" in args and "exit 1" in args for args in later_runs), "the build does not refuse secrets"
+
+
 def _docker_unavailable() -> str | None:
     if shutil.which("docker") is None:
         return "docker is not installed"
