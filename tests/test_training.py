@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import copy_real_faces
 
@@ -48,6 +49,23 @@ def trained_run(small_tree, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     train(_config(small_tree, out, epochs=2), verbose=0)
     return out
+
+
+@pytest.fixture(scope="module")
+def published(trained_run, small_tree, tmp_path_factory) -> Path:
+    """``trained_run`` published once as ``unit`` (card, history, evaluation, ONNX export), for the
+    tests that read a published model; a test that changes one works on :func:`copy_published`."""
+    return publish(trained_run, small_tree, "unit", models_dir=tmp_path_factory.mktemp("published"))
+
+
+def copy_published(model_path: Path, folder: Path) -> Path:
+    """The published model's files, copied into ``folder`` under the same name."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in model_path.parent.glob(f"{model_path.stem}.*"):
+        shutil.copy(path, folder / path.name)
+    return folder / model_path.name
 
 
 def test_training_writes_model_history_and_config(trained_run):
@@ -159,8 +177,8 @@ def test_evaluate_reports_classes_the_scheme_lacks(small_tree, tmp_path):
     assert result["excluded"] == {"angry": 6, "disgust": 6, "fear": 6, "surprise": 6, "neutral": 6}
 
 
-def test_publish_writes_card_history_and_evaluation(trained_run, small_tree, tmp_path):
-    dest = publish(trained_run, small_tree, "unit", models_dir=tmp_path)
+def test_publish_writes_card_history_and_evaluation(trained_run, published):
+    dest = published
     card = json.loads(dest.with_suffix(".json").read_text())
     assert card["labels"] == list(FER_LABELS)
     assert card["training"]["epochs_run"] == 2
@@ -304,11 +322,11 @@ def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
     assert info["config"]["optimizer"] == optimizer and info["config"]["augmentation"] == "one_pass"
 
 
-def test_ensemble_is_one_model_averaging_its_members(trained_run, small_tree, tmp_path):
+def test_ensemble_is_one_model_averaging_its_members(published, small_tree, tmp_path):
     """Two published models become one .keras file whose probabilities are the members' mean."""
     from fer_core.training.publish import publish_ensemble
 
-    first = publish(trained_run, small_tree, "first", models_dir=tmp_path)
+    first = copy_published(published, tmp_path)
     config = _config(small_tree, tmp_path / "run_b", epochs=1)
     config.seed = 7
     train(config, verbose=0)
@@ -320,13 +338,15 @@ def test_ensemble_is_one_model_averaging_its_members(trained_run, small_tree, tm
     np.testing.assert_allclose(ensemble.raw_probabilities(faces), np.mean(members, axis=0), atol=1e-5)
     card = json.loads(dest.with_suffix(".json").read_text())
     assert card["architecture"] == "ensemble"
-    assert [m["file"] for m in card["members"]] == ["first.keras", "second.keras"]
+    assert [m["file"] for m in card["members"]] == ["unit.keras", "second.keras"]
     assert card["metrics"]["validation"]["n"] == 42
-    assert "ensemble" in card["regenerate"] and not history_path(dest).exists()
+    assert "ensemble" in card["regenerate"]
+    history = pd.read_csv(history_path(dest))  # the members' curves, under their names
+    assert history.groupby("member")["epoch"].count().to_dict() == {"unit": 2, "second": 1}
 
 
-def test_smile_view_sums_the_model_classes_and_decides_at_the_card_threshold(trained_run, small_tree, tmp_path):
-    dest = publish(trained_run, small_tree, "viewed", models_dir=tmp_path)
+def test_smile_view_sums_the_model_classes_and_decides_at_the_card_threshold(published, small_tree):
+    dest = published
     card = json.loads(dest.with_suffix(".json").read_text())
     smile = card["views"]["smile"]
     assert 0.05 <= smile["threshold"] <= 0.95 and smile["accuracy"] >= smile["accuracy_at_0.5"]
@@ -362,10 +382,10 @@ def test_projection_refuses_a_scheme_it_cannot_fill():
         projection_matrix(SMILE, FER7)
 
 
-def test_remeasure_keeps_the_training_record_and_adds_views(trained_run, small_tree, tmp_path):
+def test_remeasure_keeps_the_training_record_and_adds_views(published, small_tree, tmp_path):
     from fer_core.training.publish import remeasure
 
-    dest = publish(trained_run, small_tree, "again", models_dir=tmp_path)
+    dest = copy_published(published, tmp_path)
     card = json.loads(dest.with_suffix(".json").read_text())
     del card["views"]
     card["training"]["command"] = "the recorded command"
@@ -396,12 +416,12 @@ def test_distillation_targets_mix_the_label_with_the_teachers_probabilities():
 
 
 @pytest.mark.slow
-def test_a_student_learns_from_a_published_teacher(trained_run, small_tree, tmp_path):
+def test_a_student_learns_from_a_published_teacher(published, small_tree, tmp_path):
     """``--teacher``: the teacher's softened probabilities come from the recognizer (mirror averaged),
     the run records its teacher, and a teacher with other classes is refused by name."""
     from fer_core.training.train import teacher_targets
 
-    teacher = publish(trained_run, small_tree, "teacher", models_dir=tmp_path)
+    teacher = published
     config = _config(small_tree, tmp_path / "student", epochs=1)
     config.teacher, config.teacher_weight, config.teacher_temperature = str(teacher), 0.7, 2.0
     faces = load_folder(small_tree).data.split("train").images
