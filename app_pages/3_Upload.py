@@ -44,7 +44,7 @@ def sidebar_settings(model_path: Path | None) -> UploadSettings:
     cam = st.sidebar.toggle("Grad-CAM per face", value=False,
                             help="Overlay on each face where the model looked for its top emotion.")
     tta = tta_toggle(model_path, value=True)
-    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker())
+    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker("photo"))
 
 
 def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool, detector: str,
@@ -90,8 +90,7 @@ def show_downloads(analysis: ImageAnalysis, settings: UploadSettings, key: str) 
 
 
 def offer_whole_image(analysis: ImageAnalysis, state_key: str) -> None:
-    st.warning(f"No face found in {plain(analysis.name)}. The detector looks for frontal faces at least 40 pixels "
-               "wide.")
+    st.warning(f"No face found in {plain(analysis.name)}. Another face detector in the sidebar may find it.")
     st.image(analysis.preview(), caption=plain(analysis.name), width="content")  # the preview, never the full image
     st.button("Classify the whole image as one face", help="For pictures that are already a cropped face.",
               on_click=lambda: st.session_state.update({state_key: True}), key=f"button_{state_key}")

@@ -144,7 +144,7 @@ def live_camera_page() -> None:
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
     tta = tta_toggle(model_path, value=False)
     scheme = smile_view_toggle()
-    detector = detector_picker()
+    detector = detector_picker("live")
 
     recognizer = recognizer_or_error(model_path, scheme)
     if recognizer is None:

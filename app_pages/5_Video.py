@@ -30,7 +30,7 @@ def sidebar_settings(model_path: Path | None) -> VideoSettings:
     tta = tta_toggle(model_path, value=True)
     annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
     emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
-    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker())
+    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker("video"))
 
 
 def main_face_chart(table: pd.DataFrame, labels: tuple[str, ...]):

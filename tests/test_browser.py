@@ -48,8 +48,9 @@ from browser_support import (
     wait_for_metric,
 )
 
-from fer_core.inference.detect import DEFAULT_DETECTOR, detector_for
+from fer_core.inference.detect import detector_for
 from fer_core.model_card import ModelCard, default_model_path
+from fer_core.settings import default_detector
 
 FRAME_COUNT_JS = "video => [video.getVideoPlaybackQuality().totalVideoFrames, performance.now()]"
 
@@ -103,7 +104,7 @@ def page(pages, browser):
 
 @pytest.fixture(scope="module")
 def expected_face(clip) -> tuple[int, int, int, int]:
-    (box,) = detector_for(DEFAULT_DETECTOR, "frame").detect(clip[1])  # as the Live page
+    (box,) = detector_for(default_detector("live"), "frame").detect(clip[1])  # as the Live page
     return box
 
 
@@ -162,7 +163,8 @@ def photo_variants(astronaut_path: Path, folder: Path) -> list[Path]:
     variants = {"astronaut.png": photo, "mirrored.png": photo[:, ::-1], "on_canvas.png": canvas}
     paths = []
     for name, image in variants.items():
-        assert detector_for(DEFAULT_DETECTOR).detect(image), f"{name}: the test photo must show a detectable face"
+        assert detector_for(default_detector("photo")).detect(image), \
+            f"{name}: the test photo must show a detectable face"
         paths.append(folder / name)
         cv2.imwrite(str(paths[-1]), image)
     return paths

@@ -16,9 +16,10 @@ import pytest
 from fer_core.cli import main
 from fer_core.inference import blazeface, yunet
 from fer_core.inference.crop import FACE_MARGINS, crop_faces, face_crop_card
-from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES, DetectorError, detector_for
+from fer_core.inference.detect import DETECTOR_NAMES, DetectorError, detector_for
 from fer_core.inference.pipeline import analyze_image
 from fer_core.model_card import MODELS_DIR, ModelCard
+from fer_core.settings import default_detector
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,8 @@ def test_old_cards_keep_their_haar_margin_and_get_the_default_for_blazeface(tiny
     old = ModelCard(tiny_recognizer.model_path, {"face_crop": {"detector": "OpenCV Haar cascade", "margin": 0.1}})
     assert old.crop_margin_for("haar") == old.crop_margin == 0.1
     assert old.crop_margin_for("blazeface") == FACE_MARGINS["blazeface"]
-    assert ModelCard(tiny_recognizer.model_path, {}).crop_margin_for(DEFAULT_DETECTOR) == FACE_MARGINS[DEFAULT_DETECTOR]
+    assert ModelCard(tiny_recognizer.model_path, {}).crop_margin_for(default_detector("photo")) == \
+        FACE_MARGINS[default_detector("photo")]
 
 
 def test_the_shipped_cards_record_a_margin_per_detector():
@@ -259,3 +261,4 @@ def test_yunet_enlarged_copies_keep_the_astronaut_as_one_box(astronaut_bgr):
     for scales in ((1.0, 1.5), (1.0, 2.0)):
         (box,) = yunet.YuNetDetector(dataclasses.replace(yunet.PHOTO_SETTINGS, scales=scales)).detect(astronaut_bgr)
         assert iou(box, single) > 0.8, scales
+

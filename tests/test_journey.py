@@ -43,8 +43,9 @@ from browser_support import (
 )
 
 from fer_core.app.ui import HOME_PAGE, existing_pages
-from fer_core.inference.detect import DEFAULT_DETECTOR, detector_for
+from fer_core.inference.detect import detector_for
 from fer_core.model_card import ModelCard, default_model_path
+from fer_core.settings import default_detector
 
 pytestmark = [needs_chromium, pytest.mark.browser]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
@@ -149,7 +150,7 @@ def check_upload(journey: Journey, photo: Path, labels) -> list[list[float]]:
 
 def check_live_camera(journey: Journey, source: np.ndarray, labels) -> None:
     page = journey.page
-    (box,) = detector_for(DEFAULT_DETECTOR, "frame").detect(source)  # as the Live page
+    (box,) = detector_for(default_detector("live"), "frame").detect(source)  # as the Live page
     first = start_live(page, journey.diagnose)
     assert wait_for_metric(page, "Frames processed", first + 10, PAGE_TIMEOUT_MS, journey.diagnose) > first
     assert metric(page, "Faces") == "1" and metric(page, "Errors") == "0"

@@ -26,6 +26,7 @@ import streamlit as st
 from fer_core.data import DataError, LoadResult, load_dataset
 from fer_core.data.roots import SAMPLE_DATA, Dataset, data_roots, find_datasets, resolve_under_roots
 from fer_core.model_card import PROJECT_ROOT, TTA_MODES, ModelCard, default_model_path, list_models, model_label
+from fer_core.settings import Use, default_detector
 
 PAGES_DIR = PROJECT_ROOT / "app_pages"  # not "pages": see the module's docstring
 LOGGER = logging.getLogger(__name__)
@@ -206,19 +207,20 @@ def tta_toggle(model_path: Path | None, value: bool) -> bool:
                                   f"accurate, {work} the classifier's work.")
 
 
-def detector_picker(key: str = "detector") -> str:
-    """Sidebar choice of the face detector: its name (:data:`fer_core.inference.detect.DETECTOR_NAMES`).
-    A detector that cannot run here (its weights missing, say) is reported and Haar is used instead."""
-    from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES, DetectorError, detector_for
+def detector_picker(use: Use, key: str = "detector") -> str:
+    """Sidebar choice of the face detector: its name (:data:`fer_core.inference.detect.DETECTOR_NAMES`),
+    starting at the default of ``use`` (:data:`fer_core.settings.DEFAULT_DETECTORS`). A detector that
+    cannot run here (its weights missing, say) is reported and Haar is used instead."""
+    from fer_core.inference.detect import DETECTOR_NAMES, DetectorError, detector_for
 
     name = st.sidebar.selectbox(
-        "Face detector", DETECTOR_NAMES, index=DETECTOR_NAMES.index(DEFAULT_DETECTOR), key=key,
+        "Face detector", DETECTOR_NAMES, index=DETECTOR_NAMES.index(default_detector(use)), key=key,
         format_func=lambda n: DETECTOR_LABELS.get(n, n),
         help="YuNet and BlazeFace, small CNNs, also find tilted, turned and unevenly lit faces (BlazeFace "
              "more of the small and tilted ones, YuNet with fewer false boxes); the Haar cascade (2001) finds "
              "frontal faces only.")
     try:
-        detector_for(name)
+        detector_for(name, "frame" if use == "live" else "photo")
     except DetectorError as exc:
         st.sidebar.error(f"The {name} detector cannot run: {exc}. Using haar.")
         return "haar"

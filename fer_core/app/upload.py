@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.inference.crop import crop_faces
-from fer_core.inference.detect import DEFAULT_DETECTOR, detector_for, to_gray
+from fer_core.inference.detect import detector_for, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.images import decode_image, encode_png
 from fer_core.inference.pipeline import FaceResult, find_faces
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.results import results_csv, results_frame, results_json
 from fer_core.inference.video import ProgressCallback, VideoAnalysis, VideoError, VideoTooLarge, analyze_video
-from fer_core.settings import Budgets, env_name
+from fer_core.settings import DEFAULT_DETECTORS, Budgets, env_name
 
 if TYPE_CHECKING:
     import pandas
@@ -79,7 +79,7 @@ class ImageAnalysis:
 
 
 def analyze_upload(data: bytes, name: str, recognizer: EmotionRecognizer, tta: bool = True,
-                   whole_image: bool = False, detector: str = DEFAULT_DETECTOR,
+                   whole_image: bool = False, detector: str = DEFAULT_DETECTORS["photo"],
                    budgets: Budgets | None = None) -> ImageAnalysis:
     """Decode an uploaded file and find and classify its faces with the detector called ``detector``
     (or classify it whole).
@@ -113,7 +113,7 @@ class UploadSettings:
     cam: bool
     tta: bool
     scheme: str | None
-    detector: str = DEFAULT_DETECTOR
+    detector: str = DEFAULT_DETECTORS["photo"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class VideoSettings:
     tta: bool
     annotate_video: bool
     emoji: bool
-    detector: str = DEFAULT_DETECTOR
+    detector: str = DEFAULT_DETECTORS["video"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,8 @@ class VideoRun:
 def analyze_video_upload(data: bytes, name: str, recognizer: EmotionRecognizer, every: int = 5,
                          tta: bool = True, max_seconds: float | None = None, annotate_video: bool = True,
                          emoji: bool = False, progress: ProgressCallback | None = None,
-                         detector: str = DEFAULT_DETECTOR, budgets: Budgets | None = None) -> VideoUploadAnalysis:
+                         detector: str = DEFAULT_DETECTORS["video"], budgets: Budgets | None = None
+                         ) -> VideoUploadAnalysis:
     """:func:`fer_core.inference.video.analyze_video` on uploaded bytes, through a temporary folder that is removed
     afterwards. Raises :class:`fer_core.inference.video.VideoError` for a file that is not a readable video."""
     budgets = budgets or Budgets.from_env()

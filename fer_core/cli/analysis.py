@@ -220,7 +220,7 @@ def add_predict(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--bars", action="store_true", help="annotated images: probability bars beside each face")
     p.add_argument("--whole-image", action="store_true",
                    help="no face detection: classify each image as one face (for already cropped faces)")
-    add_detector_option(p)
+    add_detector_option(p, "photo")
     p.set_defaults(func=cmd_predict, output_folders=("annotate",))
 
 
@@ -305,7 +305,7 @@ def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
     p.add_argument("--every", type=positive_int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds of the clip")
-    add_detector_option(p)
+    add_detector_option(p, "video")
     p.set_defaults(func=cmd_video, output_files=("csv", "annotate"))
 
 
@@ -370,5 +370,5 @@ def add_batch(sub: argparse._SubParsersAction, parents: Parents) -> None:
                    help="videos: analyse every Nth frame (default 5)")
     p.add_argument("--segment-frames", type=positive_int, default=SEGMENT_FRAMES, metavar="N",
                    help=f"videos: frames per unit of work and of resuming (default {SEGMENT_FRAMES})")
-    add_detector_option(p)
+    add_detector_option(p, "batch")
     p.set_defaults(func=cmd_batch, uses_tensorflow=False, output_folders=("out",))

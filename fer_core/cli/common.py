@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fer_core.settings import AnalysisSettings
+from fer_core.settings import AnalysisSettings, Use, default_detector
 
 if TYPE_CHECKING:
     from fer_core.inference.recognizer import EmotionRecognizer
@@ -78,12 +78,15 @@ def parent_parsers() -> Parents:
     return Parents(verbose, classify)
 
 
-def add_detector_option(parser: argparse.ArgumentParser) -> None:
-    from fer_core.inference.detect import DEFAULT_DETECTOR, DETECTOR_NAMES
+def add_detector_option(parser: argparse.ArgumentParser, use: Use) -> None:
+    """``--detector``, defaulting to ``use``'s detector (:data:`fer_core.settings.DEFAULT_DETECTORS`)."""
+    from fer_core.inference.detect import DETECTOR_NAMES
 
-    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR,
+    default = default_detector(use)
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=default,
                         help=f"face detector: yunet or blazeface (CNNs: find tilted, turned and unevenly lit faces) "
-                             f"or haar (OpenCV's 2001 cascade, frontal faces only); default {DEFAULT_DETECTOR}")
+                             f"or haar (OpenCV's 2001 cascade, frontal faces only); default {default} "
+                             "(docs/detectors.md)")
 
 
 def check_outputs(args: argparse.Namespace) -> None:

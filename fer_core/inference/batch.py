@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer_core.inference.detect import DEFAULT_DETECTOR
 from fer_core.inference.images import IMAGE_TYPES
 from fer_core.outputs import display_path
+from fer_core.settings import DEFAULT_DETECTORS
 
 if TYPE_CHECKING:
     import pyarrow
@@ -169,7 +169,7 @@ class BatchSettings:
     tta: bool = True
     scheme: str | None = None
     segment_frames: int = SEGMENT_FRAMES
-    detector: str = DEFAULT_DETECTOR
+    detector: str = DEFAULT_DETECTORS["batch"]
 
 
 def batch_schema(labels: Sequence[str]) -> pyarrow.Schema:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
+from fer_core.settings import default_detector
+
 if TYPE_CHECKING:
     import cv2
 
@@ -33,11 +35,6 @@ CASCADE_WINDOW = 24  # the default frontal-face cascade's window, in pixels
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 DETECTOR_NAMES = ("yunet", "blazeface", "haar")
-# Haar stays the default until a CNN detector meets every target of benchmarks/detector_study.py:
-# BlazeFace finds far more faces than Haar, but not yet 95 % of them at every size, it loses a few
-# faces Haar finds in the hard scenes, and its frame is not clearly faster; YuNet's frame is faster,
-# but it finds fewer small and tilted faces and loses more of Haar's (README, "Face detectors").
-DEFAULT_DETECTOR = "haar"
 Use = Literal["photo", "frame"]
 T = TypeVar("T")
 
@@ -233,9 +230,11 @@ def shared_detector(settings: DetectorSettings = PHOTO_SETTINGS) -> FaceDetector
 
 
 @lru_cache(maxsize=8)
-def detector_for(name: str = DEFAULT_DETECTOR, use: Use = "photo") -> Detector:
-    """The process's shared detector called ``name`` (one of :data:`DETECTOR_NAMES`) with its settings
-    for photos or for camera and video frames."""
+def detector_for(name: str | None = None, use: Use = "photo") -> Detector:
+    """The process's shared detector called ``name`` (one of :data:`DETECTOR_NAMES`; ``None``: the default
+    of photos or of the live camera, :data:`fer_core.settings.DEFAULT_DETECTORS`) with its settings for
+    photos or for camera frames."""
+    name = name or default_detector("photo" if use == "photo" else "live")
     if name == "haar":
         return shared_detector(PHOTO_SETTINGS if use == "photo" else FRAME_SETTINGS)
     if name == "yunet":

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.inference.detect import DEFAULT_DETECTOR, Detector, detector_for, to_gray
+from fer_core.inference.detect import Detector, detector_for, to_gray
 from fer_core.inference.draw import annotate
 from fer_core.inference.live.tracking import FaceTracker, track_result
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.settings import DEFAULT_DETECTORS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class LiveSettings:
     tta: bool = False
     emoji: bool = False
     bars: bool = False
-    detector: str = DEFAULT_DETECTOR
+    detector: str = DEFAULT_DETECTORS["live"]
 
 
 @dataclass(frozen=True)
