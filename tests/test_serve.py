@@ -102,6 +102,15 @@ def test_max_faces_keeps_the_largest_faces_in_their_order(server, photos):
     assert all(kept[tuple(f["box"])] == f["probabilities"] for f in largest)
 
 
+def test_a_label_view_reports_its_own_classes(server, astronaut_path):
+    data = {"astronaut.png": astronaut_path.read_bytes()}
+    smile = analyze(server, data, scheme="smile", **FAST)
+    assert smile.status_code == 200 and smile.json()["labels"] == ["not_happy", "happy"]
+    assert smile.json()["images"][0]["faces"][0]["label"] == "happy"
+    partial = analyze(server, data, scheme="subset:happy,sad", **FAST)  # no class for the model's other five
+    assert partial.status_code == 422 and error_of(partial)["code"] == "invalid_scheme"
+
+
 def test_one_bad_image_among_several_gets_an_error_row(server, astronaut_path):
     files = [("a.png", astronaut_path.read_bytes()), ("broken.png", b"\x89PNG\r\n\x1a\nnot really"),
              ("b.png", astronaut_path.read_bytes())]

@@ -175,14 +175,17 @@ class Analyzer:
         return outcomes
 
 
-def check_scheme(settings: AnalysisSettings) -> None:
-    """Refuse (422) a label scheme that the model's classes cannot be summed into."""
-    if not settings.scheme:
-        return
+def scheme_labels(card: ModelCard, scheme: str | None) -> tuple[str, ...]:
+    """The classes a request's answer reports: the model's, or those of the label view ``scheme``;
+    refused (422) when the model's classes cannot be summed into that view."""
+    if not scheme:
+        return card.labels
     try:
-        projection_matrix(ModelCard.load(settings.model).scheme, get_scheme(settings.scheme))
+        target = get_scheme(scheme)
+        projection_matrix(card.scheme, target)
     except ValueError as exc:
-        raise RequestError(422, "invalid_scheme", f"scheme {settings.scheme!r}: {exc}") from None
+        raise RequestError(422, "invalid_scheme", f"scheme {scheme!r}: {exc}") from None
+    return target.labels
 
 
 def faces_array(faces: Sequence[Sequence[Sequence[int]]]) -> np.ndarray:

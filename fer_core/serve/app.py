@@ -33,9 +33,9 @@ from fer_core.serve.analysis import (
     ImageOutcome,
     ModelAlias,
     RequestError,
-    check_scheme,
     faces_array,
     model_paths,
+    scheme_labels,
 )
 from fer_core.serve.engines import Engine
 from fer_core.serve.schemas import (
@@ -177,20 +177,17 @@ def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
     def settings_for(model: str, detector: str, tta: bool, scheme: str | None) -> AnalysisSettings:
         if not engine.ready:
             raise RequestError(503, "not_ready", "the models are still loading; retry later")
-        settings = AnalysisSettings(model=str(paths[model].resolve()), detector=detector, tta=tta,
-                                    scheme=scheme or None, budgets=budgets)
-        check_scheme(settings)
-        return settings
+        scheme_labels(cards[model], scheme)  # refuses a view the model's classes cannot be summed into
+        return AnalysisSettings(model=str(paths[model].resolve()), detector=detector, tta=tta,
+                                scheme=scheme or None, budgets=budgets)
 
     def answer(outcomes: list[ImageOutcome], model: str, scheme: str | None) -> AnalyzeResponse:
         """The response; a request of one input that was refused gets that input's error status."""
         if len(outcomes) == 1 and outcomes[0].error is not None:
             only = outcomes[0]
             raise RequestError(only.status, STATUS_CODES.get(only.status, "internal"), f"{only.name}: {only.error}")
-        from fer_core.labels import get_scheme
-
-        labels = get_scheme(scheme).labels if scheme else cards[model].labels
-        return AnalyzeResponse(model=cards[model].name, labels=list(labels), images=[o.record() for o in outcomes])
+        return AnalyzeResponse(model=cards[model].name, labels=list(scheme_labels(cards[model], scheme)),
+                               images=[o.record() for o in outcomes])
 
     auth = [Depends(authorised)]
     photo_detector = default_detector("photo")
