@@ -1,6 +1,7 @@
-"""What every engine of the HTTP API does with a request's images: the models it may use, the checks an
-image passes before it is decoded, and the steps of :mod:`fer_core.inference.pipeline` (detect → crop,
-then one classification for all the request's faces → one result row per face).
+"""What every engine of the HTTP API does with a request's images: the models it may use, decoding under
+the request's budgets (:func:`fer_core.inference.images.decode_image`), and the steps of
+:mod:`fer_core.inference.pipeline` (detect → crop, then one classification for all the request's faces →
+one result row per face).
 
 The classification step is handed in as a coroutine (:data:`Classify`): the local engine runs the
 recognizer in a thread, one request's faces as one batch; the Ray Serve engine passes a
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fer_core.serve")
 
 ModelAlias = Literal["accurate", "fast"]
-MODEL_ALIASES: tuple[str, ...] = ("accurate", "fast")
 INTERNAL_ERROR = "internal error while analysing this input (logged by the server)"
 
 
