@@ -295,6 +295,11 @@ class ModelCard:
         return float(self.data.get("views", {}).get(scheme_name, {}).get("threshold", 0.5))
 
 
+def shipped_models() -> list[Path]:
+    """The models the product ships in ``models/`` (accurate, then fast), those present."""
+    return [path for path in (MODELS_DIR / DEFAULT_MODEL_NAME, MODELS_DIR / FAST_MODEL_NAME) if path.is_file()]
+
+
 def models_dir() -> Path:
     """Where the app looks for models: ``$FER_MODELS_DIR`` or the shipped ``models/``."""
     return Path(os.environ.get("FER_MODELS_DIR", MODELS_DIR))

@@ -20,6 +20,21 @@ def copy_real_faces(fer_dir: Path, dest: Path, per_class: dict[str, int]) -> Pat
     return dest
 
 
+def copy_sampled_faces(fer_dir: Path, dest: Path, split: str, n: int, seed: int = 0) -> Path:
+    """``dest/<split>/<class>/*.jpg`` holding ``n`` files of the split drawn at random (seeded), so
+    that the classes keep about their shares of the split (unlike :func:`copy_real_faces`)."""
+    import shutil
+
+    import numpy as np
+
+    files = sorted((fer_dir / split).glob("*/*.jpg"))
+    for i in np.random.default_rng(seed).choice(len(files), n, replace=False):
+        target = dest / split / files[i].parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(files[i], target / files[i].name)
+    return dest
+
+
 def fail_analysis_of_frame(monkeypatch, n: int) -> None:
     """Make the video analysis raise on its ``n``-th analysed frame, as a bug on an odd frame would."""
     import fer_core.inference.video

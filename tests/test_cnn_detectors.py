@@ -201,9 +201,9 @@ def test_old_cards_keep_their_haar_margin_and_get_the_default_for_blazeface(tiny
 
 
 def test_the_shipped_cards_record_a_margin_per_detector():
-    from fer_core.model_card import list_models
+    from fer_core.model_card import shipped_models
 
-    for model in list_models(MODELS_DIR):
+    for model in shipped_models():
         card = ModelCard.load(model)
         assert card.face_crop["margins"] == FACE_MARGINS, model.name
 

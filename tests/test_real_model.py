@@ -5,10 +5,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from helpers import copy_sampled_faces
 
 from fer_core.data import load_dataset
 from fer_core.inference.pipeline import analyze_image
-from fer_core.model_card import MODELS_DIR, ModelCard, default_model_path, fast_model_path, list_models
+from fer_core.model_card import MODELS_DIR, ModelCard, default_model_path, fast_model_path, shipped_models
+
+# Validation faces for the temperature check: half to fit, half held out.
+CALIBRATION_SAMPLE = 1200
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +44,24 @@ def test_validation_sample_is_classified_far_above_chance(shipped_recognizer, fe
     assert accuracy > 0.5, accuracy
 
 
-def test_temperature_fitted_on_half_the_validation_faces_calibrates_the_other_half(shipped_recognizer, fer_dir):
+def test_temperature_fitted_on_some_validation_faces_calibrates_others(shipped_recognizer, fer_dir):
+    """Fitted on 600 faces drawn from the split (as publish fits it on all 3,589, by ECE), the
+    temperature lowers the negative log-likelihood of 600 other faces. The held-out score is the
+    log-likelihood, a proper score, and not the ECE: over 15 bins the ECE of a few hundred faces moves
+    by 1-2 points from one draw to the next (with the whole split in halves, five draws: the ECE rose
+    in one, the log-likelihood fell in all five; on 600 + 600, fell in all five too)."""
     from fer_core.inference.recognizer import apply_temperature
-    from fer_core.training.calibration import fit_temperature
-    from fer_core.training.metrics import expected_calibration_error
+    from fer_core.training.calibration import fit_temperature, negative_log_likelihood
 
     data = load_dataset(fer_dir / "validation", skip_bad_rows=True).data
     y = shipped_recognizer.scheme.map_fer(data.labels)
-    raw = shipped_recognizer.raw_probabilities(data.images[y >= 0], tta=True)
-    y = y[y >= 0]
-    order = np.random.default_rng(0).permutation(len(y))
-    fit, held = order[: len(y) // 2], order[len(y) // 2 :]
+    sample = np.random.default_rng(0).choice(np.flatnonzero(y >= 0), CALIBRATION_SAMPLE, replace=False)
+    raw = shipped_recognizer.raw_probabilities(data.images[sample], tta=True)
+    y = y[sample]
+    fit, held = np.arange(len(y) // 2), np.arange(len(y) // 2, len(y))
     temperature = fit_temperature(raw[fit], y[fit], objective="ece")
-    before = expected_calibration_error(raw[held], y[held])
-    after = expected_calibration_error(apply_temperature(raw[held], temperature), y[held])
+    before = negative_log_likelihood(raw[held], y[held])
+    after = negative_log_likelihood(apply_temperature(raw[held], temperature), y[held])
     assert after < before, (temperature, before, after)
 
 
@@ -70,17 +78,21 @@ def test_predict_cli_smile_view_finds_the_astronaut_smiling(astronaut_path, caps
     assert set(face["probabilities"]) == {"not_happy", "happy"} and face["label"] == "happy"
 
 
-def test_evaluate_cli_smile_view(fer_dir, capsys):
+def test_evaluate_cli_smile_view(fer_dir, tmp_path, capsys):
+    """On 400 validation faces drawn at random (the classes keep about their shares). The default's
+    smile view scores 94.6 % on all 3,589 (its card); 400 faces measure that to ±1.1 points (one
+    standard error), so 85 % is a bar far below it and far above always saying "not happy" (~75 %)."""
     from fer_core.cli import main
 
     path = default_model_path()
     if not path.is_file():
         pytest.skip(f"no model at {path}")
-    code = main(["evaluate", "--data", str(fer_dir / "validation"), "--scheme", "smile", "--json", "/dev/null"])
+    sample = copy_sampled_faces(fer_dir, tmp_path, "validation", 400)
+    code = main(["evaluate", "--data", str(sample / "validation"), "--scheme", "smile", "--json", "/dev/null"])
     out = capsys.readouterr().out
     assert code == 0 and "not_happy" in out and "happy" in out
     accuracy = float(out.split()[1])
-    assert accuracy > 0.85  # always "not happy" would score 1 - 895/3589 = 0.75
+    assert accuracy > 0.85
 
 
 def test_the_shipped_fast_model_is_the_cheapest_shipped_model_and_keeps_the_accuracy_bar():
@@ -94,5 +106,5 @@ def test_the_shipped_fast_model_is_the_cheapest_shipped_model_and_keeps_the_accu
     if fast.parent != MODELS_DIR or not fast.is_file():
         pytest.skip(f"the fast model {fast} is not a shipped one (FER_FAST_MODEL or FER_MODEL set?)")
     assert ModelCard.load(fast).data["metrics"]["validation"]["accuracy"] >= 0.69
-    flops = {p.name: model_flops(keras.saving.load_model(p, safe_mode=True)) for p in list_models(MODELS_DIR)}
+    flops = {p.name: model_flops(keras.saving.load_model(p, safe_mode=True)) for p in shipped_models()}
     assert flops[fast.name] == min(flops.values()), flops

@@ -82,8 +82,12 @@ def batched(fn, faces: np.ndarray) -> np.ndarray:
     """``fn`` over float32 ``(N, 48, 48, 1)`` faces and their mirror images, in batches:
     probabilities ``(2, N, n_labels)``."""
     plain = faces.astype(np.float32)[..., None]
-    return np.stack([np.concatenate([fn(x[i : i + CHECK_BATCH]) for i in range(0, len(x), CHECK_BATCH)])
-                     for x in (plain, plain[:, :, ::-1])])
+    return np.stack([in_batches(fn, x) for x in (plain, plain[:, :, ::-1])])
+
+
+def in_batches(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` over ``x`` in batches of :data:`CHECK_BATCH`, concatenated."""
+    return np.concatenate([fn(x[i : i + CHECK_BATCH]) for i in range(0, len(x), CHECK_BATCH)])
 
 
 def compare(keras_probs: np.ndarray, exported_probs: np.ndarray, y: np.ndarray) -> dict:
@@ -97,6 +101,36 @@ def compare(keras_probs: np.ndarray, exported_probs: np.ndarray, y: np.ndarray) 
             "accuracy_exported": accuracy(exported_probs.mean(axis=0)),
             "accuracy_keras_unmirrored": accuracy(keras_probs[0]),
             "accuracy_exported_unmirrored": accuracy(exported_probs[0])}
+
+
+# The fixed sample of validation faces on which the test suite re-checks a shipped export (the whole
+# split is checked when the file is made, and by benchmarks/export_check.py).
+SAMPLE_FACES = 400
+SAMPLE_SEED = 0
+
+
+def sample_indices(n: int, size: int = SAMPLE_FACES, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """``size`` of ``n`` face indices drawn at random (seeded: the same faces every run), in order."""
+    return np.sort(np.random.default_rng(seed).choice(n, min(size, n), replace=False))
+
+
+def recheck_export(model_path: str | os.PathLike, faces: np.ndarray, y: np.ndarray) -> dict:
+    """A published model's exported file against its ``.keras`` model (computed in float32) on
+    ``faces`` alone, without their mirror images (half the cost of publishing's check): the largest
+    probability difference, both accuracies, and the share of faces whose decision differs."""
+    card = ModelCard.load(model_path)
+    if card.exported_model_path is None:
+        raise ValueError(f"{model_path}: no exported file with a passed check beside it")
+    reference = compile_forward(float32_copy(EmotionRecognizer(model_path, use_export=False).model))
+    x = faces.astype(np.float32)[..., None]
+    keras_probs = in_batches(lambda batch: reference(batch).numpy(), x)
+    exported_probs = in_batches(OnnxClassifier(card.exported_model_path), x)
+    keras_says, exported_says = keras_probs.argmax(axis=1), exported_probs.argmax(axis=1)
+    return {"n": int(len(y)), "precision": card.export.precision,
+            "max_abs_diff": float(np.abs(keras_probs - exported_probs).max()),
+            "accuracy_keras": float(np.mean(keras_says == y)),
+            "accuracy_exported": float(np.mean(exported_says == y)),
+            "decisions_differ": float(np.mean(keras_says != exported_says))}
 
 
 def export_published(model_path: str | os.PathLike, data: str | os.PathLike,
