@@ -15,9 +15,9 @@ from fer_core.inference.images import (
     ImageError,
     decode_image,
     encode_png,
-    find_images,
     read_image,
 )
+from fer_core.inference.inputs import find_images
 
 
 def png_header_claiming(width: int, height: int) -> bytes:

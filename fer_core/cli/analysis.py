@@ -121,7 +121,7 @@ class PredictRun:
 
     def analyse(self, path: Path) -> None:
         """One image's record (its faces, or why it could not be used), then its annotated copy."""
-        from fer_core.inference.images import failure_reason
+        from fer_core.inference.inputs import input_failure
         from fer_core.inference.results import image_record
 
         try:
@@ -130,7 +130,7 @@ class PredictRun:
         except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their results
             if self.args.verbose:
                 traceback.print_exc()
-            self.fail(path, failure_reason(str(path), exc))
+            self.fail(path, input_failure(str(path), exc))
         else:
             self.faceless += not results
             self.writer.write(image_record(display_path(path), results))
@@ -184,7 +184,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ``--annotate``'s folder is checked before the first image is analysed (:func:`check_outputs`).
     """
     from fer_core.inference.detect import detector_for
-    from fer_core.inference.images import find_images
+    from fer_core.inference.inputs import MISSING_REASON, find_images
 
     files, missing = find_images(args.paths)
     settings = analysis_settings(args)
@@ -193,7 +193,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run = PredictRun(args, recognizer, detector, _record_writer(args, recognizer.labels))
     try:
         for path in missing:
-            run.fail(path, "no such file or folder")
+            run.fail(path, MISSING_REASON)
         for path in files:
             run.analyse(path)
     except KeyboardInterrupt:

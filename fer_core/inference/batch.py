@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer_core.inference.images import IMAGE_TYPES
+from fer_core.inference.inputs import MISSING_REASON, Input, expand_inputs, input_failure
 from fer_core.outputs import display_path
 from fer_core.settings import DEFAULT_DETECTORS
 
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
     from fer_core.inference.pipeline import FaceResult
 
-VIDEO_TYPES = ("mp4", "mov", "m4v", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "3gp", "ogv", "ts")
-LIST_TYPES = ("txt", "lst")
 SETTINGS_FILE = "_batch.json"
 MANIFEST_FILE = "_manifest.jsonl"
 IMAGES_PER_UNIT = 16  # images per part file: fewer files than one per image, little lost to a kill
@@ -44,56 +42,6 @@ SEGMENT_FRAMES = 1500  # video frames per segment (a minute at 25 fps): the unit
 
 class BatchError(ValueError):
     """A batch that cannot start (a results folder of another run, no inputs); the message says why."""
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class BatchInput:
-    """One input path and what it is: ``image``, ``video`` or ``missing`` (does not exist)."""
-
-    path: str
-    kind: str
-
-
-def media_kind(path: Path) -> str | None:
-    """``image`` or ``video`` by the file's extension; ``None`` for other files."""
-    suffix = path.suffix.lower().lstrip(".")
-    return "image" if suffix in IMAGE_TYPES else "video" if suffix in VIDEO_TYPES else None
-
-
-def listed_paths(list_file: Path) -> list[Path]:
-    """The paths in a text file, one a line (blank lines and ``#`` comments skipped); relative paths
-    are taken from the list's own folder, so a list travels with the files it names."""
-    lines = (line.strip() for line in list_file.read_text(errors="replace").splitlines())
-    return [Path(os.path.normpath(list_file.parent / line)) for line in lines if line and not line.startswith("#")]
-
-
-def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[BatchInput]:
-    """Image and video files named in ``paths``: folders searched recursively (files sorted per
-    folder), ``.txt``/``.lst`` files read as lists of paths; each file once, in the order given.
-
-    A named file of another type is taken as an image (its analysis then says why it cannot be
-    used) and a path that does not exist is a ``missing`` input: both get their row in the results.
-    """
-    found: dict[str, BatchInput] = {}
-
-    def add(path: Path, lists_seen: frozenset[Path]) -> None:
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and media_kind(p)):
-                found.setdefault(str(file), BatchInput(str(file), media_kind(file)))
-        elif path.suffix.lower().lstrip(".") in LIST_TYPES and path.is_file():
-            if path.resolve() not in lists_seen:  # a list naming itself is read once
-                for listed in listed_paths(path):
-                    add(listed, lists_seen | {path.resolve()})
-        else:
-            kind = (media_kind(path) or "image") if path.exists() else "missing"
-            found.setdefault(str(path), BatchInput(str(path), kind))
-
-    for path in paths:
-        add(Path(path), frozenset())
-    return list(found.values())
 
 
 # --------------------------------------------------------------------------- the plan
@@ -137,14 +85,14 @@ def video_items(source: str, segment_frames: int) -> list[WorkItem]:
     return [WorkItem(source, "video", start, stop) for start, stop in zip(starts, [*starts[1:], None])]
 
 
-def plan_items(inputs: Sequence[BatchInput], segment_frames: int = SEGMENT_FRAMES) -> list[WorkItem]:
+def plan_items(inputs: Sequence[Input], segment_frames: int = SEGMENT_FRAMES) -> list[WorkItem]:
     """Every input as work items (videos split into segments), in input order."""
     items: list[WorkItem] = []
-    for batch_input in inputs:
-        if batch_input.kind == "video":
-            items += video_items(batch_input.path, segment_frames)
+    for one in inputs:
+        if one.kind == "video":
+            items += video_items(one.path, segment_frames)
         else:
-            items.append(WorkItem(batch_input.path, batch_input.kind))
+            items.append(WorkItem(one.path, one.kind))
     return items
 
 
@@ -204,19 +152,14 @@ class BatchAnalyzer:
         return [row for item in unit.items for row in self.item_rows(item)]
 
     def item_rows(self, item: WorkItem) -> list[dict]:
-        from fer_core.inference.images import failure_reason
-        from fer_core.inference.video import VideoError
-
         try:
             if item.kind == "missing":
-                return [self.error_row(item, "no such file or folder")]
+                return [self.error_row(item, MISSING_REASON)]
             if item.kind == "video":
                 return self.video_rows(item)
             return self.image_rows(item)
-        except VideoError as exc:  # says what is wrong with the clip, after its name
-            return [self.error_row(item, str(exc).removeprefix(f"{Path(item.source).name}: "))]
         except Exception as exc:  # noqa: BLE001 - one bad input must not cost the others their rows
-            return [self.error_row(item, failure_reason(item.source, exc))]
+            return [self.error_row(item, input_failure(item.source, exc))]
 
     def image_rows(self, item: WorkItem) -> list[dict]:
         """One row per face (numbered left to right, as ``predict``), or one row without a face."""

@@ -154,21 +154,6 @@ def encode_png(image_bgr: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def find_images(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
-    """Image files named in ``paths`` (folders searched recursively for :data:`IMAGE_TYPES`), sorted
-    per folder, and the paths that do not exist (inputs in their own right: the caller reports them)."""
-    files: list[Path] = []
-    missing: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in IMAGE_TYPES)
-        elif path.exists():
-            files.append(path)
-        else:
-            missing.append(path)
-    return files, missing
-
-
 def failure_reason(name: str, exc: BaseException) -> str:
     """What went wrong with input ``name``, in one line and without the name: an :class:`ImageError`
     says it for the user; anything else is a fault of ours, named with its type so it can be traced."""
