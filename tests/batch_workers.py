@@ -31,3 +31,24 @@ class PoisonedAnalyzer(BatchAnalyzer):
         if any("poison" in item.source for item in unit.items):
             os._exit(1)
         return []
+
+
+class BlobDetector:
+    """Bright squares on a dark frame as "faces" (exact and fast boxes, for following people)."""
+
+    name = "haar"  # whose crop margin the card gives
+
+    def detect(self, image):
+        import cv2
+
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        count, _, stats, _ = cv2.connectedComponentsWithStats((gray > 128).astype("uint8"))
+        return [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, 4] >= 100]
+
+
+class BlobAnalyzer(BatchAnalyzer):
+    """The real analyzer with :class:`BlobDetector` as its detector."""
+
+    def __init__(self, settings: BatchSettings):
+        super().__init__(settings)
+        self.detector = BlobDetector()

@@ -158,6 +158,88 @@ def test_corrupt_image_and_video_get_one_error_row_each(local_rows, inputs):
     assert (local_rows[local_rows["status"] == "ok"]["source"].nunique()) == 3
 
 
+# --------------------------------------------------------------------------- person numbers
+
+PEOPLE_FRAMES, PEOPLE_FPS = 40, 10
+
+
+def squares_clip(path: Path) -> Path:
+    """Bright squares that :class:`batch_workers.BlobDetector` finds: one walks right through the clip,
+    one stands still for its first 12 frames and leaves, one comes in far away at frame 28 (a third
+    person), so that numbers restarted per segment could not give the one-pass numbers."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=PEOPLE_FPS)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        stream.codec_context.gop_size = 6
+        for i in range(PEOPLE_FRAMES):
+            frame = np.zeros((256, 256, 3), np.uint8)
+            frame[20:60, 10 + 3 * i:50 + 3 * i] = 255
+            if i < 12:
+                frame[150:190, 180:220] = 255
+            if i >= 28:
+                frame[200:240, 20:60] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    return squares_clip(tmp_path_factory.mktemp("people") / "squares.mp4")
+
+
+@pytest.fixture(scope="module")
+def one_pass_people(squares, tiny_recognizer) -> list[tuple[int, int, int]]:
+    """``(frame, face, person)`` of every face of the squares clip analysed in one pass."""
+    from batch_workers import BlobDetector
+
+    from fer_core.inference.video import analyze_video
+
+    rows = analyze_video(squares, tiny_recognizer, every=EVERY, detector=BlobDetector()).rows
+    return [(row["frame"], row["face"], row["person"]) for row in rows]
+
+
+def engine_finishing(settings: BatchSettings, order: list[int] | None = None, stop_after: int | None = None):
+    """A local engine with :class:`batch_workers.BlobAnalyzer` that hands the units back in the order
+    of ``order`` (indexes; reversed when ``None``), and raises after ``stop_after`` of them as a kill
+    would end the run."""
+    from batch_workers import BlobAnalyzer
+
+    def engine(units, done):
+        analyzer = BlobAnalyzer(settings)
+        finished = [(unit, analyzer.analyze(unit)) for unit in units]
+        for count, index in enumerate(order if order is not None else reversed(range(len(units)))):
+            if count == stop_after:
+                raise KeyboardInterrupt
+            done(*finished[index])
+
+    return engine
+
+
+def people_of(out: Path) -> list[tuple[int, int, int]]:
+    return [tuple(map(int, row)) for row in table(out)[["frame", "face", "person"]].values.tolist()]
+
+
+def test_person_numbers_run_through_the_segments_as_in_one_pass(squares, one_pass_people, tiny_model_path,
+                                                                tmp_path):
+    settings, out = settings_for(tiny_model_path), tmp_path / "results"
+    run_batch([squares], out, settings, engine=engine_finishing(settings))  # the last segment first
+    assert sorted({person for _, _, person in one_pass_people}) == [1, 2, 3]
+    assert people_of(out) == one_pass_people
+
+
+def test_person_numbers_after_a_resume_equal_one_pass(squares, one_pass_people, tiny_model_path, tmp_path):
+    """Killed after four units came back out of order (three written, one held back and lost), then
+    resumed with the units finishing last first."""
+    settings, out = settings_for(tiny_model_path), tmp_path / "results"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([squares], out, settings, engine=engine_finishing(settings, [2, 0, 4, 1, 3, 5, 6, 7], stop_after=4))
+    assert (out / MANIFEST_FILE).read_text().count("\n") == 3
+    summary = run_batch([squares], out, settings, engine=engine_finishing(settings))
+    assert (summary.skipped, summary.items) == (3, 5)
+    assert people_of(out) == one_pass_people
+
+
 # --------------------------------------------------------------------------- the results folder
 
 

@@ -22,14 +22,14 @@ from fer_core.inference.live import (
     LiveSession,
     LiveSettings,
 )
-from fer_core.inference.live.tracking import (
+from fer_core.inference.pipeline import FaceResult
+from fer_core.inference.tracking import (
     MAX_MISSED,
     FaceTracker,
     ema_weight,
     iou,
     match_boxes,
 )
-from fer_core.inference.pipeline import FaceResult
 from fer_core.model_card import ModelCard
 
 FRAME = np.full((480, 640, 3), 90, np.uint8)

@@ -8,6 +8,7 @@ import json
 import av
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import fail_analysis_of_frame
 
@@ -33,8 +34,9 @@ def test_analyze_video_every_third_frame(tiny_recognizer, astronaut_clip, tmp_pa
     assert result.frames_read == FRAMES and result.frames_analyzed == 4
     assert table["frame"].tolist() == [0, 3, 6, 9]  # one face in each analysed frame
     assert table["time_s"].tolist() == pytest.approx([0.0, 0.3, 0.6, 0.9])
-    assert (table["face"] == 1).all()
+    assert (table["face"] == 1).all() and (table["person"] == 1).all()  # one person, followed as it drifts
     assert list(table.columns[-7:]) == list(FER_LABELS)
+    assert list(result.portraits) == [1] and result.portraits[1].shape[2] == 3
     np.testing.assert_allclose(table[list(FER_LABELS)].sum(axis=1), 1.0, atol=1e-5)
     assert (table["x"].diff().dropna() > 0).all()  # the box follows the drifting face
     assert [d for d, _ in calls] == [1, 4, 7, 10, 10] and calls[-1][1] == FRAMES
@@ -154,16 +156,21 @@ def test_upright_turns_counter_clockwise():
 
 
 def test_video_cli_writes_csv_and_annotated_clip(tiny_model_path, astronaut_clip, tmp_path, capsys):
-    table, annotated = tmp_path / "faces.csv", tmp_path / "out.mp4"
+    table, annotated, people = tmp_path / "faces.csv", tmp_path / "out.mp4", tmp_path / "people.csv"
     code = main(["video", str(astronaut_clip), "--csv", str(table), "--annotate", str(annotated), "--every", "2",
-                 "--model", str(tiny_model_path)])
+                 "--people-csv", str(people), "--model", str(tiny_model_path)])
     assert code == 0
     with open(table) as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["frame"]) for r in rows] == [0, 2, 4, 6, 8]
+    assert [int(r["frame"]) for r in rows] == [0, 2, 4, 6, 8] and {r["person"] for r in rows} == {"1"}
+    with open(people) as f:
+        [person] = list(csv.DictReader(f))
+    assert (person["person"], person["frames"], float(person["seconds"])) == ("1", "5", 1.0)  # 5 × 2 frames at 10 fps
+    assert float(person[person["main_emotion"]]) == max(float(person[label]) for label in FER_LABELS)
     assert count_frames(annotated) == FRAMES
     captured = capsys.readouterr()
     assert "10 frames" in captured.out and "5 analysed" in captured.out
+    assert "person 1: 0.0–0.8 s, seen 1.0 s; " in captured.out
     assert "analysing: frame 10/10 (100%)" in captured.err
 
 
@@ -385,3 +392,20 @@ def test_predict_cli_interrupted_by_ctrl_c_keeps_every_finished_record(tiny_mode
     assert 3 <= len(lines) < 300 and all(json.loads(line)["status"] == "ok" for line in lines)
     # The count may be one short: Ctrl-C can land between a record's write and the count.
     assert any(f"interrupted after {n} of 300 file(s)" in stderr for n in (len(lines) - 1, len(lines))), stderr
+
+
+def test_person_summary_shares_time_per_emotion_and_person():
+    from fer_core.inference.people import emotions_over_time, person_summary
+
+    labels = ("happy", "sad")
+    table = pd.DataFrame({"frame": [0, 0, 5, 5, 10], "time_s": [0.0, 0.0, 0.2, 0.2, 0.4], "person": [1, 2, 1, 2, 1],
+                          "label": ["happy", "sad", "happy", "sad", "sad"],
+                          "happy": [0.9, 0.2, 0.8, 0.1, 0.4], "sad": [0.1, 0.8, 0.2, 0.9, 0.6]})
+    summary = person_summary(table, labels, frame_step_s=0.2).set_index("person")
+    assert summary.loc[1, ["frames", "seconds", "main_emotion", "first_s", "last_s"]].tolist() == [3, 0.6, "happy",
+                                                                                                   0.0, 0.4]
+    assert summary.loc[1, ["happy", "sad"]].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert summary.loc[2, ["happy", "sad", "main_emotion"]].tolist() == [0.0, 1.0, "sad"]
+    assert summary.loc[1, "mean_happy"] == pytest.approx(0.7)
+    long = emotions_over_time(table, labels, persons=[2])
+    assert set(long["person"]) == {2} and len(long) == 4

@@ -242,10 +242,11 @@ def _progress_printer():
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    """The clip's faces over time; ``--csv`` and ``--annotate`` are checked before the first frame
+    """The clip's faces over time; ``--csv``, ``--people-csv`` and ``--annotate`` are checked before the first frame
     (:func:`check_outputs`) and written whole (the annotated copy through a temporary file renamed when the
     analysis ends)."""
     from fer_core.inference.detect import detector_for
+    from fer_core.inference.people import person_summary
     from fer_core.inference.video import VideoError, analyze_video
 
     settings = analysis_settings(args)
@@ -261,10 +262,14 @@ def cmd_video(args: argparse.Namespace) -> int:
         return 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    _print_video_summary(args.input, analysis)
+    summary = person_summary(analysis.to_frame(), analysis.labels, args.every / analysis.fps if analysis.fps else 0.0)
+    _print_video_summary(args.input, analysis, summary)
     if args.csv:
         write_output(args.csv, analysis.to_frame().to_csv(index=False))
         print(f"wrote {display_path(args.csv)}")
+    if args.people_csv:
+        write_output(args.people_csv, summary.to_csv(index=False))
+        print(f"wrote {display_path(args.people_csv)}")
     if args.annotate:
         print(f"wrote {display_path(args.annotate)}")
     return 1 if analysis.error else 0
@@ -278,8 +283,10 @@ def _annotated_copy(path: str | None):
     return replacing(path, suffix=Path(path).suffix)
 
 
-def _print_video_summary(source: str, analysis) -> None:
-    """What was read and analysed, and the main face's share of each top emotion."""
+def _print_video_summary(source: str, analysis, summary) -> None:
+    """What was read and analysed, and each person's time seen and share of each top emotion."""
+    from fer_core.inference.people import summary_lines
+
     shown = display_path(source)
     if analysis.error:
         print(f"error: {shown}: {analysis.error}", file=sys.stderr)
@@ -289,24 +296,22 @@ def _print_video_summary(source: str, analysis) -> None:
     print(f"{shown}: {analysis.frames_read} frames at {analysis.fps:.2f} fps, "
           f"{analysis.frames_analyzed} analysed, {len(table)} face detections"
           + (" (stopped early: the frames before the error)" if analysis.error else ""))
-    main_face = table[table["face"] == 1]
-    if len(main_face):
-        shares = main_face["label"].value_counts(normalize=True)
-        print("main face (largest) top emotion over the analysed frames: "
-              + ", ".join(f"{label} {share:.0%}" for label, share in shares.items()))
+    for line in summary_lines(summary, analysis.labels):
+        print(line)
 
 
 def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p = sub.add_parser("video", parents=[parents.verbose, parents.classify],
                        help="emotions over time in a video clip (every Nth frame)")
     p.add_argument("input", metavar="IN", help="a video file (mp4, mov, webm, avi, ...)")
-    p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame")
+    p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame (with its person)")
+    p.add_argument("--people-csv", metavar="OUT", help="write one row per person: time seen, share of each emotion")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
     p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
     p.add_argument("--every", type=positive_int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds of the clip")
     add_detector_option(p, "video")
-    p.set_defaults(func=cmd_video, output_files=("csv", "annotate"))
+    p.set_defaults(func=cmd_video, output_files=("csv", "people_csv", "annotate"))
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

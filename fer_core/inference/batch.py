@@ -12,6 +12,13 @@ deletes part files the manifest does not name (written by a run killed before it
 so every row is in the table exactly once however often the job is interrupted. Files starting with
 ``_`` or ``.`` are ignored by Parquet readers, so ``pyarrow.parquet.read_table(RESULTS)`` or
 ``pandas.read_parquet(RESULTS)`` read the parts as one table.
+
+A video's ``person`` numbers run through the whole clip, as ``video`` gives them, although its
+segments are analysed apart and finish in any order: the driver writes a video's segments in frame
+order, holding a segment that finishes early until those before it are written, and numbers each
+segment's faces by following the tracker on from the segments before (:class:`PersonNumbering`;
+on a resumed run, from the rows already in the folder). A kill loses the segments held back, which
+the next run analyses again.
 """
 
 from __future__ import annotations
@@ -121,14 +128,15 @@ class BatchSettings:
 
 
 def batch_schema(labels: Sequence[str]) -> pyarrow.Schema:
-    """The table's columns: ``source, kind, status, error, frame, time_s, face, x, y, w, h, label,
-    confidence``, one probability column per label, then ``model``; ``frame``/``time_s`` are null for
-    images, the face columns null in the row of a failed input or of an image without a face."""
+    """The table's columns: ``source, kind, status, error, frame, time_s, face, person, x, y, w, h,
+    label, confidence``, one probability column per label, then ``model``; ``frame``/``time_s``/``person``
+    are null for images, the face columns null in the row of a failed input or of an image without a
+    face."""
     import pyarrow as pa
 
     return pa.schema(
         [("source", pa.string()), ("kind", pa.string()), ("status", pa.string()), ("error", pa.string()),
-         ("frame", pa.int64()), ("time_s", pa.float64()), ("face", pa.int64()),
+         ("frame", pa.int64()), ("time_s", pa.float64()), ("face", pa.int64()), ("person", pa.int64()),
          *[(name, pa.int64()) for name in ("x", "y", "w", "h")], ("label", pa.string()),
          ("confidence", pa.float64()), *[(label, pa.float64()) for label in labels], ("model", pa.string())])
 
@@ -289,14 +297,14 @@ class ResultsFolder:
         rows = pq.read_table(parts, schema=self.schema, columns=["source", "status", "error"]).to_pylist()
         return [(row["source"], row["error"]) for row in rows if row["status"] == "error"]
 
-    def read(self) -> pyarrow.Table:
-        """Every row written to the folder so far, as one table."""
+    def read(self, source: str | None = None) -> pyarrow.Table:
+        """Every row written to the folder so far (of the input ``source`` only, if given), as one table."""
         import pyarrow.parquet as pq
 
         parts = sorted(self.folder.glob("part-*.parquet"))
         if not parts:
             return self.schema.empty_table()
-        return pq.read_table(parts, schema=self.schema)
+        return pq.read_table(parts, schema=self.schema, filters=None if source is None else [("source", "==", source)])
 
 
 def _fsync(path: Path) -> None:
@@ -311,6 +319,65 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- person numbers
+
+
+class PersonNumbering:
+    """Writes each video's segments in frame order with ``person`` numbers continued across them.
+
+    :meth:`finished` takes a unit as it comes back and gives the units that can be written now: an
+    image unit at once, a video segment once every segment before it is written (the tracker has then
+    followed the faces up to its first frame). The numbers equal those of one pass over the clip
+    (:func:`fer_core.inference.video.retrack_rows`).
+    """
+
+    def __init__(self, items: Sequence[WorkItem], results: ResultsFolder):
+        self.segments: dict[str, list[WorkItem]] = {}  # video → its segments, in frame order
+        for item in items:
+            if item.kind == "video":
+                self.segments.setdefault(item.source, []).append(item)
+        self.results = results
+        self.written: dict[str, int] = {}  # video → how many of its segments are written
+        self.trackers: dict = {}  # video → its FaceTracker, past the segments written
+        self.waiting: dict[str, tuple[WorkUnit, list[dict]]] = {}  # segment's key → its unit and rows
+
+    def finished(self, unit: WorkUnit, rows: list[dict]) -> list[tuple[WorkUnit, list[dict]]]:
+        """The units (with their rows) that can be written now that ``unit`` is done, in order."""
+        if len(unit.items) != 1 or unit.items[0].kind != "video":
+            return [(unit, rows)]
+        source = unit.items[0].source
+        self.waiting[unit.items[0].key] = (unit, rows)
+        ready = []
+        while (segment := self._next_segment(source)) is not None and segment.key in self.waiting:
+            unit, rows = self.waiting.pop(segment.key)
+            self._number(source, rows)
+            self.written[source] += 1
+            ready.append((unit, rows))
+        return ready
+
+    def _next_segment(self, source: str) -> WorkItem | None:
+        if source not in self.written:
+            self._resume(source)
+        segments, index = self.segments[source], self.written[source]
+        return segments[index] if index < len(segments) else None
+
+    def _resume(self, source: str) -> None:
+        """Count the segments an earlier run wrote (a prefix: they are written in order) and follow
+        the tracker over their rows."""
+        done = [segment for segment in self.segments[source] if segment.key in self.results.done]
+        self.written[source] = len(done)
+        if done:
+            table = self.results.read(source).to_pandas()
+            table = table[table["x"].notna()].sort_values(["frame", "face"], kind="stable")
+            self._number(source, table.to_dict("records"))
+
+    def _number(self, source: str, rows: list[dict]) -> None:
+        from fer_core.inference.tracking import VIDEO_TRACKER, FaceTracker
+        from fer_core.inference.video import retrack_rows
+
+        retrack_rows(rows, self.trackers.setdefault(source, FaceTracker(VIDEO_TRACKER)))
 
 
 # --------------------------------------------------------------------------- running a batch
@@ -395,11 +462,13 @@ def run_batch(paths: Sequence[str | os.PathLike], out: str | os.PathLike, settin
     units = results.pending(plan_units(items))
     summary = BatchSummary(skipped=len(items) - sum(len(unit.items) for unit in units),
                            earlier_failures=results.failures())
+    numbering = PersonNumbering(items, results)
     started = time.perf_counter()
 
     def done(unit: WorkUnit, rows: list[dict]) -> None:
-        results.write(unit, rows)
-        summary.add(unit, rows)
+        for ready, ready_rows in numbering.finished(unit, rows):
+            results.write(ready, ready_rows)
+            summary.add(ready, ready_rows)
         summary.seconds = time.perf_counter() - started
         if progress:
             progress(summary, len(units))

@@ -1,9 +1,12 @@
 """Video analysis with PyAV: every Nth frame through :func:`fer_core.inference.pipeline.analyze_image`.
 
 The result is a table with one row per face per analysed frame (frame number, time in seconds, face
-number, box, probability of each emotion, top label), and optionally an annotated copy of the clip.
-In every analysed frame the faces are numbered by size, largest first, so face 1 is the main person
-of a typical clip; the numbers are not a tracker and may swap when two faces have similar sizes.
+number, person, box, probability of each emotion, top label), and optionally an annotated copy of
+the clip. In every analysed frame the faces are numbered by size, largest first (``face``), so face 1
+is the main face of that frame. ``person`` follows each face through the clip
+(:mod:`fer_core.inference.tracking` with :data:`~fer_core.inference.tracking.VIDEO_TRACKER`, clocked by
+the frames' times): it is the number drawn in the annotated copy, and what the per-person summaries
+(:mod:`fer_core.inference.people`) group by.
 
 A video is analysed under :class:`fer_core.settings.Budgets`: a clip whose frames are larger than
 ``max_frame_pixels`` by the stream's header is refused before a frame is decoded
@@ -19,7 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +36,7 @@ from fer_core.inference.images import failure_reason
 from fer_core.inference.pipeline import FaceResult, analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.results import face_row
+from fer_core.inference.tracking import VIDEO_TRACKER, FaceTracker, TrackerSettings
 from fer_core.settings import Budgets, env_name
 
 if TYPE_CHECKING:
@@ -67,12 +71,14 @@ class VideoAnalysis:
     # Which budget stopped the analysis before the end of the clip (frames, time or frame size), and
     # where; ``None`` when no budget was reached. The rows before it are kept.
     cut_short: str | None = None
+    # Each person's clearest face (the largest box it was seen with), BGR, for showing who is who.
+    portraits: dict[int, np.ndarray] = field(default_factory=dict)
 
     def to_frame(self) -> pandas.DataFrame:
-        """Columns ``frame, time_s, face, x, y, w, h, label, confidence`` and one per label."""
+        """Columns ``frame, time_s, face, person, x, y, w, h, label, confidence`` and one per label."""
         import pandas as pd
 
-        columns = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *self.labels]
+        columns = ["frame", "time_s", "face", "person", "x", "y", "w", "h", "label", "confidence", *self.labels]
         return pd.DataFrame(self.rows, columns=columns)
 
 
@@ -91,8 +97,65 @@ def faces_by_size(results: list[FaceResult]) -> list[FaceResult]:
     return [FaceResult(i, r.box, r.probabilities) for i, r in enumerate(ordered)]
 
 
-def face_rows(frame_index: int, time_s: float, results: list[FaceResult]) -> list[dict]:
-    return [{"frame": frame_index, "time_s": round(time_s, 3), **face_row(r, digits=None)} for r in results]
+def face_rows(frame_index: int, time_s: float, results: list[FaceResult], people: list[int]) -> list[dict]:
+    """The rows of one analysed frame: its faces (in ``results``' order) and each one's person."""
+    return [{"frame": frame_index, "time_s": row_time(time_s), **face_row(r, digits=None), "person": person}
+            for r, person in zip(results, people)]
+
+
+def row_time(time_s: float) -> float:
+    """A frame's time as the rows carry it (and as the tracker's clock, so rows can replay it)."""
+    return round(time_s, 3)
+
+
+def follow(tracker: FaceTracker, boxes: list, time_s: float) -> list[int]:
+    """The person of each box of one analysed frame, in the order of ``boxes``."""
+    return [track.id for track in tracker.update(boxes, at=row_time(time_s))]
+
+
+def retrack_rows(rows: list[dict], tracker: FaceTracker) -> None:
+    """Set the ``person`` of each face row by following ``tracker`` over the rows' boxes, frame by
+    frame: what :func:`analyze_video` numbers when it reads these frames after those the tracker has
+    seen. ``rows`` are one clip's rows in frame order, each frame's faces as analysed (rows without a
+    face, e.g. an error, are left alone). Frames without a face have no row, which changes nothing
+    (:meth:`~fer_core.inference.tracking.FaceTracker.update`)."""
+    faces = [row for row in rows if row.get("x") is not None]
+    start = 0
+    while start < len(faces):
+        end = start
+        while end < len(faces) and faces[end]["frame"] == faces[start]["frame"]:
+            end += 1
+        frame = faces[start:end]
+        boxes = [(int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])) for row in frame]
+        people = follow(tracker, boxes, frame[0]["time_s"])
+        for row, person in zip(frame, people):
+            row["person"] = person
+        start = end
+
+
+def portrait(image: np.ndarray, box: tuple[int, int, int, int], side: int = 128) -> np.ndarray:
+    """The face in ``box`` with a little of its surroundings, at most ``side`` pixels each way."""
+    import cv2
+
+    x, y, w, h = box
+    pad = round(0.15 * max(w, h))
+    height, width = image.shape[:2]
+    crop = image[max(0, y - pad):min(height, y + h + pad), max(0, x - pad):min(width, x + w + pad)]
+    scale = side / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop)
+
+
+def keep_clearest(portraits: dict[int, np.ndarray], sizes: dict[int, int], image: np.ndarray,
+                  results: list[FaceResult], people: list[int]) -> None:
+    """Keep, per person, the crop of the largest box seen so far (a larger face shows more)."""
+    for result, person in zip(results, people):
+        size = result.box[2] * result.box[3]
+        if size > sizes.get(person, 0):
+            sizes[person] = size
+            portraits[person] = portrait(image, result.box)
 
 
 @lru_cache(maxsize=1)
@@ -179,8 +242,10 @@ def _expected_frames(stream, fps: float, max_seconds: float | None) -> int:
 def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every: int = 5,
                   annotate_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
                   detector: Detector | None = None, tta: bool = True, max_seconds: float | None = None,
-                  emoji: bool = False, frames: range | None = None, budgets: Budgets | None = None) -> VideoAnalysis:
-    """Analyse every ``every``-th frame (the first included) of the clip at ``path``.
+                  emoji: bool = False, frames: range | None = None, budgets: Budgets | None = None,
+                  tracker: TrackerSettings = VIDEO_TRACKER) -> VideoAnalysis:
+    """Analyse every ``every``-th frame (the first included) of the clip at ``path``; the faces are
+    followed from one analysed frame to the next with ``tracker``'s settings (each row's ``person``).
 
     With ``annotate_path`` every frame is written there with the boxes and labels of the latest
     analysed frame (so boxes may lag fast motion by up to ``every - 1`` frames). ``max_seconds``
@@ -196,7 +261,8 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     clip, with the frame numbers, times and rows the whole analysis gives those frames: batch
     analysis splits a long clip into such segments to spread it over workers. The reading seeks to
     the key frame before ``start`` (see :func:`_frames_from`); ``frames_read`` is then the number of
-    the frame after the last one read.
+    the frame after the last one read. Its ``person`` numbers start afresh at the segment:
+    :func:`retrack_rows` continues them from the segments before.
 
     ``budgets`` (:meth:`Budgets.from_env` when not given) bounds the frame size (from the stream's
     header, :class:`VideoTooLarge` before decoding; and again per decoded frame), the frames decoded
@@ -225,6 +291,9 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     read, analyzed, decoded = frames.start, 0, 0
     error = cut_short = None
     started = time.monotonic()
+    follower = FaceTracker(tracker)
+    portraits: dict[int, np.ndarray] = {}
+    portrait_sizes: dict[int, int] = {}
     try:
         for index, frame in _frames_from(container, stream, frames.start, path):
             time_s = float(frame.time) if frame.time is not None else index / (fps or 25)
@@ -237,8 +306,11 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
                 break
             image = upright(frame.to_ndarray(format="bgr24"), frame.rotation)
             if index % every == 0:
-                latest = faces_by_size(analyze_image(image, recognizer, detector, tta=tta))
-                rows += face_rows(index, time_s, latest)
+                faces = faces_by_size(analyze_image(image, recognizer, detector, tta=tta))
+                people = follow(follower, [face.box for face in faces], time_s)
+                rows += face_rows(index, time_s, faces, people)
+                keep_clearest(portraits, portrait_sizes, image, faces, people)
+                latest = [FaceResult(person - 1, face.box, face.probabilities) for face, person in zip(faces, people)]
                 analyzed += 1
                 if progress:
                     progress(index + 1, expected)
@@ -261,7 +333,8 @@ def analyze_video(path: str | os.PathLike, recognizer: EmotionRecognizer, every:
     if progress:
         progress(read, max(expected, read))
     annotated = writer.path if writer is not None and writer.path.exists() else None
-    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, annotated, error, cut_short)
+    return VideoAnalysis(recognizer.labels, rows, read, analyzed, fps, annotated, error, cut_short,
+                         portraits)
 
 
 def _check_header_size(path: Path, stream, budgets: Budgets) -> None:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fer_core.inference.live.processor import FPS_WINDOW, FrameRecord
-from fer_core.inference.live.tracking import main_face
 from fer_core.inference.results import face_row
+from fer_core.inference.tracking import main_face
 
 if TYPE_CHECKING:
     import pandas

@@ -30,9 +30,9 @@ import numpy as np
 
 from fer_core.inference.detect import Detector, detector_for, to_gray
 from fer_core.inference.draw import annotate
-from fer_core.inference.live.tracking import FaceTracker, track_result
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes
 from fer_core.inference.recognizer import EmotionRecognizer
+from fer_core.inference.tracking import FaceTracker, track_result
 from fer_core.settings import DEFAULT_DETECTORS
 
 LOGGER = logging.getLogger(__name__)
