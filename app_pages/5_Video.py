@@ -8,11 +8,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core.app.charts import emotion_colors
+from fer_core.app.charts import person_shares_chart, person_timeline_chart
 from fer_core.app.limits import ANALYSIS_SLOTS, SERVER_BUDGETS, ServerBusy
 from fer_core.app.ui import detector_picker, model_picker, plain, recognizer_or_error, tta_toggle
 from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
-from fer_core.inference.video import VideoError
+from fer_core.inference.people import emotion_shares, emotions_over_time, people, person_summary
+from fer_core.inference.video import VideoAnalysis, VideoError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,21 +34,15 @@ def sidebar_settings(model_path: Path | None) -> VideoSettings:
     return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker("video"))
 
 
-def main_face_chart(table: pd.DataFrame, labels: tuple[str, ...]):
-    main = table[table["face"] == 1].melt(id_vars="time_s", value_vars=list(labels),
-                                           var_name="emotion", value_name="probability")
-    chart = px.line(main, x="time_s", y="probability", color="emotion", range_y=[0, 1],
-                    color_discrete_map=emotion_colors(labels),
-                    labels={"time_s": "time (s)"}, title="Main face (largest): probability of each emotion")
-    chart.update_layout(height=380, margin=dict(t=50, b=0))
-    return chart
+ALL_PEOPLE = "Everyone (one chart each)"
 
 
 def all_faces_chart(table: pd.DataFrame, labels: tuple[str, ...]):
-    faces = table.assign(face=table["face"].astype(str))
-    chart = px.scatter(faces, x="time_s", y="label", color="face", size="confidence", size_max=12,
-                       category_orders={"label": list(labels)}, labels={"time_s": "time (s)", "label": "top emotion"},
-                       title="Every face: top emotion per analysed frame")
+    faces = table.assign(person=table["person"].map(lambda p: f"person {p}"))
+    chart = px.scatter(faces, x="time_s", y="label", color="person", size="confidence", size_max=12,
+                       category_orders={"label": list(labels), "person": [f"person {p}" for p in people(table)]},
+                       labels={"time_s": "time (s)", "label": "top emotion"},
+                       title="Every person: top emotion per analysed frame")
     chart.update_layout(height=380, margin=dict(t=50, b=0))
     return chart
 
@@ -74,9 +69,31 @@ def run_analysis(upload: UploadedFile, recognizer: EmotionRecognizer,
     return result
 
 
-def show_result(result: VideoUploadAnalysis, stem: str) -> None:
+def show_people(analysis: VideoAnalysis, table: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """Each person's clearest face and time seen, their share of time per emotion, and their
+    emotions over time (one person, or everyone as small multiples)."""
+    st.subheader(f"{len(summary)} {'person' if len(summary) == 1 else 'people'}")
+    st.caption("Each face is followed from frame to frame by its position: a person who leaves the picture for "
+               "a few seconds, or two people who pass each other while both are hidden, may get another number.")
+    for start in range(0, len(summary), 6):
+        columns = st.columns(6)
+        for column, (_, row) in zip(columns, summary.iloc[start:start + 6].iterrows()):
+            person = int(row["person"])
+            if person in analysis.portraits:
+                column.image(analysis.portraits[person], channels="BGR", width=96)
+            column.markdown(f"**Person {person}**  \n{row['main_emotion']}, seen {row['seconds']:.1f} s")
+    st.plotly_chart(person_shares_chart(emotion_shares(summary, analysis.labels), analysis.labels), width="stretch")
+    choices = [ALL_PEOPLE, *[f"Person {p}" for p in summary["person"]]]
+    chosen = st.selectbox("Emotions over time of", choices, index=1 if len(choices) == 2 else 0)
+    persons = None if chosen == ALL_PEOPLE else [int(chosen.split()[-1])]
+    st.plotly_chart(person_timeline_chart(emotions_over_time(table, analysis.labels, persons), analysis.labels),
+                    width="stretch")
+
+
+def show_result(result: VideoUploadAnalysis, stem: str, every: int) -> None:
     analysis = result.analysis
     table = analysis.to_frame()
+    summary = person_summary(table, analysis.labels, every / analysis.fps if analysis.fps else 0.0)
     st.success(f"{analysis.frames_read} frames read at {analysis.fps:.1f} fps, {analysis.frames_analyzed} analysed, "
                f"{len(table)} face detections.")
     if analysis.cut_short:
@@ -87,14 +104,16 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
     if table.empty:
         st.warning("No face was found in the analysed frames.")
     else:
-        st.plotly_chart(main_face_chart(table, analysis.labels), width="stretch")
+        show_people(analysis, table, summary)
         st.plotly_chart(all_faces_chart(table, analysis.labels), width="stretch")
         st.dataframe(table, hide_index=True, width="stretch")
-    downloads = st.columns(2)
+    downloads = st.columns(3)
     downloads[0].download_button("Results (CSV)", table.to_csv(index=False).encode(), file_name=f"{stem}_faces.csv",
                                  mime="text/csv", on_click="ignore")
+    downloads[1].download_button("People (CSV)", summary.to_csv(index=False).encode(), file_name=f"{stem}_people.csv",
+                                 mime="text/csv", on_click="ignore")
     if result.annotated_mp4:
-        downloads[1].download_button("Annotated video (MP4)", result.annotated_mp4, file_name=f"{stem}_annotated.mp4",
+        downloads[2].download_button("Annotated video (MP4)", result.annotated_mp4, file_name=f"{stem}_annotated.mp4",
                                      mime="video/mp4", on_click="ignore")
         st.video(result.annotated_mp4)
 
@@ -102,8 +121,8 @@ def show_result(result: VideoUploadAnalysis, stem: str) -> None:
 def video_page() -> None:
     """Emotions over time in an uploaded clip, with an annotated copy to download."""
     st.title("Video")
-    st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. In each analysed "
-               "frame the faces are numbered by size: face 1 is the largest (the main face).")
+    st.caption("Every Nth frame goes through the same detector and classifier as the Upload page. Each face is "
+               "followed through the clip and keeps its person number, drawn in the annotated video.")
     model_path = model_picker()
     settings = sidebar_settings(model_path)
     upload = st.file_uploader("Video clip", type=VIDEO_TYPES, help="A short clip: long ones take a while on a CPU.")
@@ -120,7 +139,7 @@ def video_page() -> None:
     stored: VideoRun | None = st.session_state.get("video_run")
     if stored and (stored.file_id, stored.model, stored.settings) == (upload.file_id, str(model_path), settings):
         if stored.result is not None:
-            show_result(stored.result, upload.name.rsplit(".", 1)[0])
+            show_result(stored.result, upload.name.rsplit(".", 1)[0], settings.every)
     elif stored:
         st.info("Settings or file changed: press Analyse again.")
 

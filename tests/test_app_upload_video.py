@@ -95,12 +95,49 @@ def test_video_page_analyses_a_clip(tiny_model_env, astronaut_clip):
     at.button[0].click().run()
     assert not at.exception
     assert at.success[0].value.startswith("10 frames read at 10.0 fps, 2 analysed, 2 face detections")
-    assert len(at.get("plotly_chart")) == 2
-    assert [b.label for b in at.get("download_button")] == ["Results (CSV)", "Annotated video (MP4)"]
+    assert len(at.get("plotly_chart")) == 3  # share of time, over time, every person's top emotion
+    assert at.subheader[0].value == "1 person" and at.selectbox[0].value == "Person 1"
+    assert [b.label for b in at.get("download_button")] == ["Results (CSV)", "People (CSV)", "Annotated video (MP4)"]
     at.run()  # a rerun (any widget) keeps showing the stored result
-    assert not at.exception and len(at.get("plotly_chart")) == 2 and not at.info
+    assert not at.exception and len(at.get("plotly_chart")) == 3 and not at.info
     at.sidebar.slider[0].set_value(3).run()  # another setting: the old result is not shown as this one's
     assert len(at.get("plotly_chart")) == 0 and len(at.info) == 1
+
+
+def two_people_clip(photo_path, path, frames: int = 6):
+    """Two copies of the photo side by side (two faces), both drifting right by 3 px a frame."""
+    import av
+
+    photo = cv2.resize(cv2.imread(str(photo_path)), (256, 256))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 576, 256, "yuv420p"
+        for i in range(frames):
+            frame = np.full((256, 576, 3), 90, np.uint8)
+            frame[:, 3 * i:3 * i + 256] = photo
+            frame[:, 290 + 3 * i:290 + 3 * i + 256] = photo
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_video_page_shows_each_person(tiny_model_env, astronaut_path, tmp_path):
+    clip = two_people_clip(astronaut_path, tmp_path / "two.mp4")
+    at = upload(run_page(VIDEO), "two.mp4", clip.read_bytes(), "video/mp4")
+    at.sidebar.slider[0].set_value(2).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.subheader[0].value == "2 people"
+    assert [m.value.split("  ")[0] for m in at.markdown if m.value.startswith("**Person")] == ["**Person 1**",
+                                                                                              "**Person 2**"]
+    assert len(at.get("image")) == 2  # a portrait each
+    assert at.selectbox[0].options == ["Everyone (one chart each)", "Person 1", "Person 2"]
+    table = at.dataframe[0].value
+    assert sorted(table["person"].unique()) == [1, 2] and (table.groupby("frame")["person"].nunique() == 2).all()
+    x = table.pivot(index="frame", columns="person", values="x")
+    assert (x[1] < x[2]).all() or (x[1] > x[2]).all()  # each keeps their side: one number, one face
+    at.selectbox[0].set_value("Person 2").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3
 
 
 def test_video_page_with_a_broken_clip(tiny_model_env):
@@ -118,7 +155,7 @@ def test_video_page_shows_what_was_analysed_before_a_bad_frame(tiny_model_env, a
     assert not at.exception
     assert at.success[0].value.startswith("4 frames read at 10.0 fps, 2 analysed, 2 face detections")
     assert at.warning[0].value.startswith(r"The analysis stopped at frame 4 (t = 0.40 s)\: unexpected ValueError")
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3
 
 
 def test_upload_page_with_several_files_reports_each_bad_one_and_shows_the_rest(tiny_model_env, astronaut_path,
