@@ -74,3 +74,23 @@ def shipped_pair_and_own_models(folder) -> None:
 SHIPPED_AND_OWN_LABELS = ["Accurate — ensemble of 6, 71.9 %", "Fast — 1.2 M parameters, 69.6 %",
                           "bare", "mine — 65.0 %"]
 
+
+
+def two_people_clip(photo_path: Path, path: Path, frames: int = 6, fps: int = 10) -> Path:
+    """Two people side by side, the photo and its mirror image, both drifting right by 3 px a frame
+    (640×256; at most 29 frames keep both whole)."""
+    import av
+    import cv2
+    import numpy as np
+
+    photo = cv2.resize(cv2.imread(str(photo_path)), (256, 256))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 256, "yuv420p"
+        for i in range(frames):
+            frame = np.full((256, 640, 3), 90, np.uint8)
+            frame[:, 3 * i:3 * i + 256] = photo
+            frame[:, 300 + 3 * i:300 + 3 * i + 256] = photo[:, ::-1]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path

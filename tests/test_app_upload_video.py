@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from helpers import fail_analysis_of_frame
+from helpers import fail_analysis_of_frame, two_people_clip
 from streamlit.testing.v1 import AppTest
 
 from fer_core.model_card import PROJECT_ROOT
@@ -102,23 +102,6 @@ def test_video_page_analyses_a_clip(tiny_model_env, astronaut_clip):
     assert not at.exception and len(at.get("plotly_chart")) == 3 and not at.info
     at.sidebar.slider[0].set_value(3).run()  # another setting: the old result is not shown as this one's
     assert len(at.get("plotly_chart")) == 0 and len(at.info) == 1
-
-
-def two_people_clip(photo_path, path, frames: int = 6):
-    """Two copies of the photo side by side (two faces), both drifting right by 3 px a frame."""
-    import av
-
-    photo = cv2.resize(cv2.imread(str(photo_path)), (256, 256))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 576, 256, "yuv420p"
-        for i in range(frames):
-            frame = np.full((256, 576, 3), 90, np.uint8)
-            frame[:, 3 * i:3 * i + 256] = photo
-            frame[:, 290 + 3 * i:290 + 3 * i + 256] = photo
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
-        container.mux(stream.encode(None))
-    return path
 
 
 def test_video_page_shows_each_person(tiny_model_env, astronaut_path, tmp_path):

@@ -47,6 +47,7 @@ from browser_support import (
     upload,
     wait_for_metric,
 )
+from helpers import two_people_clip
 
 from fer_core.inference.detect import detector_for
 from fer_core.model_card import ModelCard, default_model_path
@@ -151,6 +152,26 @@ def test_upload_page_shows_the_probability_chart(page, app, astronaut_path):
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=PAGE_TIMEOUT_MS)
     assert page.get_by_text("Face 1:").first.is_visible()
     save_screenshot(page, "upload.png")
+    assert not shown_exceptions(page)
+
+
+def test_video_page_follows_two_people(page, app, astronaut_path, tmp_path):
+    """A clip of two people: each gets a portrait, a share-of-time bar, an emotions-over-time chart
+    (small multiples) and a row in the People CSV."""
+    page.goto(f"{app.url}/Video")
+    upload(page, two_people_clip(astronaut_path, tmp_path / "two_people.mp4", frames=29))
+    page.get_by_role("button", name="Analyse", exact=True).click(timeout=PAGE_TIMEOUT_MS)
+    page.get_by_text("2 people", exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.locator('[data-testid="stPlotlyChart"]').nth(2).wait_for(timeout=PAGE_TIMEOUT_MS)
+    assert page.locator('[data-testid="stImage"]').count() == 2  # a portrait each
+    people = download_csv(page, "People")
+    assert [row["person"] for row in people] == ["1", "2"]
+    assert all(float(row["seconds"]) == pytest.approx(3.0) for row in people)  # 6 analysed frames × 0.5 s
+    frames = download_csv(page, "Results")
+    assert {row["person"] for row in frames} == {"1", "2"} and len(frames) == 12
+    page.set_viewport_size({"width": 1400, "height": 2800})  # the app scrolls inside: show the whole result
+    page.get_by_text("2 people", exact=True).scroll_into_view_if_needed()
+    save_screenshot(page, "video_people.png")
     assert not shown_exceptions(page)
 
 
