@@ -132,6 +132,72 @@ class ExportRecord:
         return cls(**values)
 
 
+# What a published model takes, whatever its architecture: the recognizer passes it such faces.
+FACE_INPUT = {"shape": [48, 48, 1], "dtype": "uint8 gray, 0-255", "color": "grayscale"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationMetrics:
+    """A published model's figures on the validation (PublicTest) faces, with the card's TTA unless
+    named otherwise; ``accuracy_hflip`` (the mirror image alone) only for a card whose TTA is not it."""
+
+    split: str = "PublicTest"
+    n: int
+    accuracy: float
+    accuracy_no_tta: float
+    accuracy_hflip: float | None = None
+    macro_f1: float
+    recall: dict[str, float]
+    ece_before_calibration: float
+    ece: float
+
+
+# Fields a published card leaves out, rather than writing null, when they do not apply.
+_ABSENT_WHEN_NONE = ("tta_crop", "accuracy_hflip", "members", "weights")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedCard:
+    """Everything ``publish`` (and ``ensemble``, ``remeasure``) writes in a card, as typed fields in
+    the file's order; :meth:`to_dict` gives the JSON (``export`` adds its record afterwards), which
+    :class:`ModelCard` validates and reads."""
+
+    name: str
+    scheme: dict
+    temperature: float
+    tta: str
+    tta_crop: int | None = None  # pixels per side of the ten crops
+    model_file: str
+    architecture: str
+    parameters: int
+    size_mb: float
+    labels: list[str]
+    input: dict  # FACE_INPUT
+    preprocessing: str
+    input_blur: dict
+    tta_description: str
+    face_crop: dict | None
+    members: list[dict] | None = None  # an ensemble's
+    weights: str | None = None  # an ensemble's stored weight dtype
+    training: dict
+    metrics: ValidationMetrics
+    views: dict
+    regenerate: str
+
+    def to_dict(self) -> dict:
+        card = asdict(self)
+        card["metrics"] = {"validation": _without_absent(card["metrics"])}
+        return _without_absent(card)
+
+    def save(self, model_path: str | os.PathLike) -> Path:
+        """Validate and write the card beside ``model_path`` (see :meth:`ModelCard.save`)."""
+        return ModelCard(Path(model_path), self.to_dict()).save()
+
+
+def _without_absent(values: dict) -> dict:
+    return {key: value for key, value in values.items() if not (key in _ABSENT_WHEN_NONE and value is None)}
+
+
 @dataclass
 class ModelCard:
     """The card beside a model: the only way the project reads or writes one.

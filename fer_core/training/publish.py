@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,12 @@ from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
 from fer_core.labels import SMILE, LabelScheme, project_probabilities
 from fer_core.model_card import (
     ENSEMBLE_TTA,
+    FACE_INPUT,
     MODELS_DIR,
     TTA_MODES,
     ModelCard,
+    PublishedCard,
+    ValidationMetrics,
     eval_path,
     history_path,
     misclassified_faces_path,
@@ -48,6 +52,20 @@ from fer_core.training.train import BEST_MODEL, HISTORY, TRAINING_JSON, read_his
 BLUR_CANDIDATES = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
 # The temperature minimises the validation ECE (see :func:`fer_core.training.calibration.fit_temperature`).
 CALIBRATION_OBJECTIVE = "ece"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """What only the caller of :func:`measure_and_write_card` knows of a model: where it came from
+    and how it is used; the rest of its card is measured."""
+
+    architecture: str
+    training: dict
+    regenerate: str
+    tta: dict  # see tta_settings
+    members: list[dict] | None = None  # an ensemble's (see member_summary)
+    weights: str | None = None  # an ensemble's stored weight dtype
+    input_blur: dict | None = None  # already inside the model: kept as recorded, not chosen again
 
 
 def export_model(run_model: Path, dest: Path) -> None:
@@ -159,10 +177,10 @@ def publish(run_dir: str | os.PathLike, data: str | os.PathLike, name: str,
     shutil.copyfile(run_dir / HISTORY, history_path(dest))
     training = training_summary(run_dir)
     scheme = LabelScheme.from_dict(json.loads((run_dir / TRAINING_JSON).read_text())["scheme"])
-    about = {"architecture": training["architecture"], "training": training,
-             "tta": tta_settings(int(training["config"].get("crop", 0))),
-             "regenerate": publish_command(run_dir, data, name, blur_candidates)}
-    return measure_and_write_card(dest, data, scheme, about, face_crop, blur_candidates)
+    provenance = Provenance(architecture=training["architecture"], training=training,
+                            tta=tta_settings(int(training["config"].get("crop", 0))),
+                            regenerate=publish_command(run_dir, data, name, blur_candidates))
+    return measure_and_write_card(dest, data, scheme, provenance, face_crop, blur_candidates)
 
 
 def publish_command(run_dir: Path, data: str | os.PathLike, name: str, blur_candidates: tuple[float, ...]) -> str:
@@ -189,16 +207,16 @@ def publish_ensemble(member_paths: list[str | os.PathLike], data: str | os.PathL
         raise ValueError(f"ensemble members predict different label schemes: {sorted(s.name for s in schemes)}")
     dest = models_dir / f"{name}.keras"
     save_model(build_ensemble([m.model for m in members], name=name, weights=weights), dest)
-    about = {
-        "architecture": "ensemble",
-        "training": ENSEMBLE_TRAINING,
-        "tta": tta_card,
-        "weights": weights,
-        "regenerate": f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
-                      f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}")
-                      + ("" if weights == "float32" else f" --weights {weights}"),
-    }
-    measure_and_write_card(dest, data, schemes.pop(), about, face_crop, blur_candidates=(0.0,))
+    provenance = Provenance(
+        architecture="ensemble",
+        training=ENSEMBLE_TRAINING,
+        tta=tta_card,
+        weights=weights,
+        regenerate=f"python -m fer_core ensemble {' '.join(str(p) for p in member_paths)} --data {data} "
+                   f"--name {name}" + ("" if tta == "auto" else f" --tta {tta}")
+                   + ("" if weights == "float32" else f" --weights {weights}"),
+    )
+    measure_and_write_card(dest, data, schemes.pop(), provenance, face_crop, blur_candidates=(0.0,))
     record_members(dest, [m.model_path for m in members])
     return dest
 
@@ -251,9 +269,9 @@ def remeasure(model_path: str | os.PathLike, data: str | os.PathLike, face_crop:
     if not card.is_published:
         raise ValueError(f"{model_path}: not a published model (its card has no metrics); use publish")
     kept = ("architecture", "training", "regenerate", "members", "weights", "input_blur")
-    about = {key: card.data[key] for key in kept if key in card.data}
-    about["tta"] = tta_settings(card.tta_crop)
-    return measure_and_write_card(model_path, data, card.scheme, about,
+    recorded = {key: card.data[key] for key in kept if key in card.data}
+    provenance = Provenance(tta=tta_settings(card.tta_crop), **recorded)
+    return measure_and_write_card(model_path, data, card.scheme, provenance,
                                   face_crop if face_crop is not None else card.face_crop, blur_candidates=(0.0,))
 
 
@@ -287,98 +305,143 @@ def view_figures(calibrated: np.ndarray, fer_labels: np.ndarray, scheme: LabelSc
     return views
 
 
-def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelScheme, about: dict,
-                           face_crop: dict | None, blur_candidates: tuple[float, ...]) -> Path:
-    """Choose the input blur, fit the temperature, measure the model at ``dest`` on the validation
-    (PublicTest) faces and write its card (``about`` adds what only the caller knows), evaluation and
-    misclassified faces; then export it to ONNX, which ships only if it matches on the same faces
-    (:class:`fer_core.training.export.ExportRejected` otherwise)."""
-    tta = about.get("tta", tta_settings(0))
-    card = {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, **tta}
-    ModelCard(dest, card).save()
+@dataclass(frozen=True)
+class Measurement:
+    """The model's raw (uncalibrated) probabilities on the validation faces, with its card's TTA and
+    without any, and the mirror image's accuracy where the card's TTA is another."""
 
+    raw_tta: np.ndarray
+    raw_plain: np.ndarray
+    accuracy_hflip: float | None
+    parameters: int
+
+
+def validation_faces(data: str | os.PathLike, scheme: LabelScheme) -> tuple[np.ndarray, np.ndarray, FaceData]:
+    """The PublicTest faces the scheme classifies: pixels, scheme class indices and the faces themselves."""
     validation = load_dataset(data, skip_bad_rows=True).data.split("PublicTest")
     y = scheme.map_fer(validation.labels)
     keep = y >= 0
-    faces, y, validation = validation.images[keep], y[keep], validation.subset(keep)
-    if "input_blur" in about:  # already inside the model: keep the record of how it was chosen
-        input_blur = about["input_blur"]
-    else:
-        sigma, accuracy_by_blur = choose_input_blur(dest, faces, y, blur_candidates)
-        input_blur = {
-            "sigma": sigma,
-            "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
-                   "like what the net learned on (members of an ensemble carry their own)",
-            "selected_on": "PublicTest",
-            "validation_accuracy_by_sigma": accuracy_by_blur,
-        }
-    blur_sigma = input_blur["sigma"]
+    return validation.images[keep], y[keep], validation.subset(keep)
+
+
+def blur_record(dest: Path, faces: np.ndarray, y: np.ndarray, provenance: Provenance,
+                blur_candidates: tuple[float, ...]) -> dict:
+    """The card's ``input_blur``: the one recorded when the blur is already inside the model, else
+    the sigma :func:`choose_input_blur` puts in it (``dest`` is rewritten) and how it was chosen."""
+    if provenance.input_blur is not None:
+        return provenance.input_blur
+    sigma, accuracy_by_blur = choose_input_blur(dest, faces, y, blur_candidates)
+    return {
+        "sigma": sigma,
+        "why": "augmentation that resamples every face softens it; a light blur makes sharp faces look "
+               "like what the net learned on (members of an ensemble carry their own)",
+        "selected_on": "PublicTest",
+        "validation_accuracy_by_sigma": accuracy_by_blur,
+    }
+
+
+def measure(dest: Path, faces: np.ndarray, y: np.ndarray, tta: dict) -> Measurement:
+    """Classify the faces through the recognizer, as the app does (the card at ``dest`` gives the TTA)."""
     recognizer = EmotionRecognizer(dest)
-    raw_tta = recognizer.raw_probabilities(faces, tta=True)
-    raw_plain = recognizer.raw_probabilities(faces, tta=False)
-    mirror_only = {}
+    accuracy_hflip = None
     if tta["tta"] != "hflip":  # what the usual mirror-image TTA gives, for comparison
         mirrored = recognizer.raw_probabilities(faces, tta="hflip")
-        mirror_only = {"accuracy_hflip": float(np.mean(mirrored.argmax(axis=1) == y))}
-    temperature = fit_temperature(raw_tta, y, objective=CALIBRATION_OBJECTIVE)
-    calibrated = apply_temperature(raw_tta, temperature)
+        accuracy_hflip = float(np.mean(mirrored.argmax(axis=1) == y))
+    return Measurement(recognizer.raw_probabilities(faces, tta=True), recognizer.raw_probabilities(faces, tta=False),
+                       accuracy_hflip, int(recognizer.model.count_params()))
 
+
+def calibrate(raw_probabilities: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the validation :data:`CALIBRATION_OBJECTIVE`."""
+    return fit_temperature(raw_probabilities, y, objective=CALIBRATION_OBJECTIVE)
+
+
+def write_evaluation(dest: Path, data: str | os.PathLike, measurement: Measurement, temperature: float,
+                     y: np.ndarray, validation: FaceData, scheme: LabelScheme) -> dict:
+    """Write ``NAME.eval.json`` (figures with and without TTA, calibration, misclassified faces) and
+    the misclassified faces' pixels beside the model; returns the evaluation."""
+    calibrated = apply_temperature(measurement.raw_tta, temperature)
     figures = summarise_predictions(calibrated, y, scheme.labels)
-    figures_no_tta = summarise_predictions(apply_temperature(raw_plain, temperature), y, scheme.labels)
     evaluation = {
         "split": "PublicTest",
         "data": str(data),
         "tta": figures,
-        "no_tta": figures_no_tta,
+        "no_tta": summarise_predictions(apply_temperature(measurement.raw_plain, temperature), y, scheme.labels),
         "calibration": {
             "temperature": temperature,
             "objective": CALIBRATION_OBJECTIVE,
-            "ece_before": expected_calibration_error(raw_tta, y),
+            "ece_before": expected_calibration_error(measurement.raw_tta, y),
             "ece_after": figures["ece"],
-            "reliability_before": reliability_bins(raw_tta, y),
+            "reliability_before": reliability_bins(measurement.raw_tta, y),
             "reliability_after": reliability_bins(calibrated, y),
         },
         "misclassified": misclassified_faces(calibrated, y, validation, scheme.labels),
     }
     save_misclassified_faces(dest, validation, evaluation["misclassified"], data)
     eval_path(dest).write_text(json.dumps(evaluation, indent=1) + "\n")
+    return evaluation
 
-    card.update({
-        "model_file": dest.name,
-        "architecture": about["architecture"],
-        "parameters": int(recognizer.model.count_params()),
-        "size_mb": round(dest.stat().st_size / 2**20, 2),
-        "labels": list(scheme.labels),
-        "input": {"shape": [48, 48, 1], "dtype": "uint8 gray, 0-255", "color": "grayscale"},
-        "preprocessing": "48×48 grayscale face crop, raw 0–255 values; inside the model: "
-                         + (f"a 3×3 Gaussian blur (sigma {blur_sigma:g}), then " if blur_sigma else "")
-                         + (f"the central {48 - 2 * tta['tta_crop']}×{48 - 2 * tta['tta_crop']} pixels, then "
-                            if tta.get("tta_crop") and about["architecture"] != "ensemble" else "")
-                         + "rescaling to 0–1",
-        "input_blur": input_blur,
-        **tta,
-        "tta_description": TTA_MODES[tta["tta"]] + (f" ({48 - 2 * tta['tta_crop']} pixels)" if tta.get("tta_crop")
-                                                    else ""),
-        "temperature": temperature,
-        "face_crop": face_crop,
-        **{key: about[key] for key in ("members", "weights") if key in about},
-        "training": about["training"],
-        "metrics": {
-            "validation": {
-                "split": "PublicTest",
-                "n": figures["n"],
-                "accuracy": figures["accuracy"],
-                "accuracy_no_tta": figures_no_tta["accuracy"],
-                **mirror_only,
-                "macro_f1": figures["macro_f1"],
-                "recall": {k: v["recall"] for k, v in figures["per_class"].items()},
-                "ece_before_calibration": evaluation["calibration"]["ece_before"],
-                "ece": figures["ece"],
-            }
-        },
-        "views": view_figures(calibrated, validation.labels, scheme),
-        "regenerate": about["regenerate"],
-    })
-    ModelCard(dest, card).save()
+
+def validation_metrics(evaluation: dict, accuracy_hflip: float | None) -> ValidationMetrics:
+    """The card's summary of the evaluation."""
+    figures = evaluation["tta"]
+    return ValidationMetrics(
+        n=figures["n"],
+        accuracy=figures["accuracy"],
+        accuracy_no_tta=evaluation["no_tta"]["accuracy"],
+        accuracy_hflip=accuracy_hflip,
+        macro_f1=figures["macro_f1"],
+        recall={k: v["recall"] for k, v in figures["per_class"].items()},
+        ece_before_calibration=evaluation["calibration"]["ece_before"],
+        ece=figures["ece"],
+    )
+
+
+def preprocessing_text(blur_sigma: float, crop: int) -> str:
+    """What the model does to a face before its first convolution, in words."""
+    return ("48×48 grayscale face crop, raw 0–255 values; inside the model: "
+            + (f"a 3×3 Gaussian blur (sigma {blur_sigma:g}), then " if blur_sigma else "")
+            + (f"the central {48 - 2 * crop}×{48 - 2 * crop} pixels, then " if crop else "")
+            + "rescaling to 0–1")
+
+
+def measure_and_write_card(dest: Path, data: str | os.PathLike, scheme: LabelScheme, provenance: Provenance,
+                           face_crop: dict | None, blur_candidates: tuple[float, ...]) -> Path:
+    """Choose the input blur, fit the temperature, measure the model at ``dest`` on the validation
+    (PublicTest) faces and write its card, evaluation and misclassified faces; then export it to
+    ONNX, which ships only if it matches on the same faces
+    (:class:`fer_core.training.export.ExportRejected` otherwise)."""
+    tta = provenance.tta
+    # A first card, so that the recognizer measures with the model's scheme and TTA.
+    ModelCard(dest, {"name": dest.stem, "scheme": scheme.to_dict(), "temperature": 1.0, **tta}).save()
+    faces, y, validation = validation_faces(data, scheme)
+    input_blur = blur_record(dest, faces, y, provenance, blur_candidates)
+    measurement = measure(dest, faces, y, tta)
+    temperature = calibrate(measurement.raw_tta, y)
+    evaluation = write_evaluation(dest, data, measurement, temperature, y, validation, scheme)
+    crop = tta.get("tta_crop", 0)
+    PublishedCard(
+        name=dest.stem,
+        scheme=scheme.to_dict(),
+        temperature=temperature,
+        tta=tta["tta"],
+        tta_crop=tta.get("tta_crop"),
+        model_file=dest.name,
+        architecture=provenance.architecture,
+        parameters=measurement.parameters,
+        size_mb=round(dest.stat().st_size / 2**20, 2),
+        labels=list(scheme.labels),
+        input=dict(FACE_INPUT),
+        preprocessing=preprocessing_text(input_blur["sigma"], 0 if provenance.architecture == "ensemble" else crop),
+        input_blur=input_blur,
+        tta_description=TTA_MODES[tta["tta"]] + (f" ({48 - 2 * crop} pixels)" if crop else ""),
+        face_crop=face_crop,
+        members=provenance.members,
+        weights=provenance.weights,
+        training=provenance.training,
+        metrics=validation_metrics(evaluation, measurement.accuracy_hflip),
+        views=view_figures(apply_temperature(measurement.raw_tta, temperature), validation.labels, scheme),
+        regenerate=provenance.regenerate,
+    ).save(dest)
     export_published(dest, data)
     return dest

@@ -344,6 +344,147 @@ def make_optimizer(config: TrainConfig, schedule):
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
 
 
+@dataclass(frozen=True)
+class RunDevice:
+    """Where a run trains: Keras' backend, the record ``training.json`` keeps of the device, and the
+    precision policy chosen for it."""
+
+    backend: str
+    record: dict
+    precision: str
+
+
+@dataclass(frozen=True)
+class RunFaces:
+    """A run's faces as arrays (see :func:`scheme_arrays`), with the per-face extras the options ask for."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_weights: np.ndarray | None = None  # per class (see balanced_class_weights)
+    soft_targets: np.ndarray | None = None  # the teacher's probabilities per training face
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse settings no run can use, before any device or data is touched."""
+    if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
+        raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
+                         f"and {config.teacher_temperature:g}")
+    if not 0 <= config.crop <= MAX_CROP:
+        raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
+
+
+def prepare_device(config: TrainConfig) -> RunDevice:
+    """The backend, device and precision of the run (``--teacher`` needs TensorFlow)."""
+    from fer_core.inference.speed import machine_info
+
+    cpu = machine_info()
+    record = training_device(cpu)
+    precision = resolve_precision(config.precision, record["gpus"], cpu.flags)
+    if config.teacher and record["backend"] != "tensorflow":
+        raise ValueError(f"--teacher classifies the training faces with the recognizer, which needs Keras' "
+                         f"TensorFlow backend; this run's is {record['backend']}")
+    return RunDevice(record["backend"], record, precision)
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras' global dtype policy for the run, set back to float32 however the run ends."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def load_run_faces(config: TrainConfig, scheme: LabelScheme) -> RunFaces:
+    """The Training and PublicTest (validation) faces of the scheme, at most ``limit`` per split, with
+    class weights and the teacher's targets where the options ask for them."""
+    data = load_dataset(config.data, skip_bad_rows=True).data
+    x_train, y_train = scheme_arrays(limit_per_split(data.split("Training"), config.limit, config.seed), scheme)
+    x_val, y_val = scheme_arrays(limit_per_split(data.split("PublicTest"), config.limit, config.seed), scheme)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"{config.data}: need Training and PublicTest (validation) faces; "
+                         f"found {len(x_train)} and {len(x_val)}")
+    weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
+    soft = teacher_targets(config, x_train, scheme) if config.teacher else None
+    return RunFaces(x_train, y_train, x_val, y_val, weights, soft)
+
+
+def batch_pipelines(config: TrainConfig, faces: RunFaces, n_classes: int, backend: str, augment=None):
+    """The training and validation batches: ``tf.data`` with the augmentation in its threads under
+    TensorFlow; a ``PyDataset`` elsewhere, the augmentation then running in the model (see
+    :func:`compiled_model`)."""
+    batches = {"n_classes": n_classes, "batch_size": config.batch_size}
+    training = {"class_weights": faces.class_weights, "seed": config.seed, "soft_targets": faces.soft_targets,
+                "soft_weight": config.teacher_weight}
+    if backend == "tensorflow":
+        return (make_dataset(faces.x_train, faces.y_train, training=True, augment=augment, **training, **batches),
+                make_dataset(faces.x_val, faces.y_val, training=False, **batches))
+    return (face_batches(faces.x_train, faces.y_train, training=True, **training, **batches),
+            face_batches(faces.x_val, faces.y_val, training=False, **batches))
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up from a tenth of the peak over ``warmup_epochs``, then cosine decay to 1 % of it."""
+    import keras
+
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10,
+        decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
+        alpha=0.01,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def compiled_model(config: TrainConfig, n_classes: int, backend: str, steps_per_epoch: int, augment=None):
+    """The network and the model ``fit`` trains (the network, with the augmentation in front of it
+    where the backend has no ``tf.data``), compiled with the run's optimizer and schedule; built
+    under a ``MirroredStrategy`` where TensorFlow sees several GPUs."""
+    import keras
+
+    from fer_core.training.architectures import build_model
+
+    scope = distribution_strategy().scope() if backend == "tensorflow" else contextlib.nullcontext()
+    with scope:
+        network = build_model(config.arch, n_classes, config.crop)
+        model = network
+        if augment is not None and backend != "tensorflow":
+            model = keras.Sequential([keras.Input(network.input.shape[1:]), augment, network], name="augmented")
+        model.compile(
+            optimizer=make_optimizer(config, learning_rate_schedule(config, steps_per_epoch)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+    return network, model
+
+
+def run_callbacks(out: Path, network: keras.Model, patience: int, extra: list | None = None) -> list:
+    """The run's own callbacks, then ``extra``.
+
+    The history row and the best model are written before the backup: a run stopped between the
+    two redoes that epoch, and :func:`keep_history_before` drops its earlier row, so no epoch is lost
+    or counted twice.
+    """
+    import keras
+
+    history = keep_history_before(out, backed_up_epochs(out))
+    best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
+    return [
+        _epoch_stats_callback(),
+        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far, network),
+        keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
+        keras.callbacks.BackupAndRestore(str(out / BACKUP)),
+        keras.callbacks.EarlyStopping("val_accuracy", patience=patience, mode="max"),
+        *(extra or []),
+    ]
+
+
 def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | None = None) -> Path:
     """Run, or resume, a training run; returns the path of the best model.
 
@@ -355,88 +496,25 @@ def train(config: TrainConfig, verbose: int | str = "auto", callbacks: list | No
     """
     import keras
 
-    from fer_core.inference.speed import machine_info
-    from fer_core.training.architectures import build_model
-
     out = Path(config.out)
     if run_is_complete(out):
         return out / BEST_MODEL
-    if not 0.0 <= config.teacher_weight <= 1.0 or config.teacher_temperature <= 0:
-        raise ValueError(f"teacher weight must be in [0, 1] and temperature > 0; got {config.teacher_weight:g} "
-                         f"and {config.teacher_temperature:g}")
-    if not 0 <= config.crop <= MAX_CROP:
-        raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
-    cpu = machine_info()
-    device = training_device(cpu)
-    precision = resolve_precision(config.precision, device["gpus"], cpu.flags)
-    if config.teacher and device["backend"] != "tensorflow":
-        raise ValueError(f"--teacher classifies the training faces with the recognizer, which needs Keras' "
-                         f"TensorFlow backend; this run's is {device['backend']}")
+    check_config(config)
+    device = prepare_device(config)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(precision)
     scheme = get_scheme(config.scheme)
-
-    data = load_dataset(config.data, skip_bad_rows=True).data
-    x_train, y_train = scheme_arrays(limit_per_split(data.split("Training"), config.limit, config.seed), scheme)
-    x_val, y_val = scheme_arrays(limit_per_split(data.split("PublicTest"), config.limit, config.seed), scheme)
-    if len(x_train) == 0 or len(x_val) == 0:
-        raise ValueError(f"{config.data}: need Training and PublicTest (validation) faces; "
-                         f"found {len(x_train)} and {len(x_val)}")
-    weights = balanced_class_weights(y_train, scheme.n_classes) if config.class_weights else None
-    augment = augmenter(config) if config.augment else None
-    soft = teacher_targets(config, x_train, scheme) if config.teacher else None
-    batches = {"n_classes": scheme.n_classes, "batch_size": config.batch_size}
-    if device["backend"] == "tensorflow":  # augmentation in tf.data's threads, beside the training step
-        train_ds = make_dataset(x_train, y_train, training=True, augment=augment, class_weights=weights,
-                                seed=config.seed, soft_targets=soft, soft_weight=config.teacher_weight, **batches)
-        val_ds = make_dataset(x_val, y_val, training=False, **batches)
-        scope = distribution_strategy().scope()
-    else:  # no TensorFlow: augmentation inside the training step, on the accelerator
-        train_ds = face_batches(x_train, y_train, training=True, class_weights=weights, seed=config.seed,
-                                soft_targets=soft, soft_weight=config.teacher_weight, **batches)
-        val_ds = face_batches(x_val, y_val, training=False, **batches)
-        scope = contextlib.nullcontext()
-
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
-    with scope:
-        network = build_model(config.arch, scheme.n_classes, config.crop)
-        model = network
-        if augment is not None and device["backend"] != "tensorflow":
-            model = keras.Sequential([keras.Input(x_train.shape[1:]), augment, network], name="augmented")
-        warmup = config.warmup_epochs * steps_per_epoch
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate / 10,
-            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
-            alpha=0.01,
-            warmup_target=config.learning_rate,
-            warmup_steps=warmup,
-        )
-        model.compile(
-            optimizer=make_optimizer(config, schedule),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=["accuracy"],
-        )
-
-    history = keep_history_before(out, backed_up_epochs(out))
-    best_so_far = max((row.get("val_accuracy", 0.0) for row in history), default=0.0)
-    _write_training_json(out, config, scheme, len(x_train), len(x_val), network.count_params(), device, precision)
-    # The history row and the best model are written before the backup: a run stopped between the
-    # two redoes that epoch, and keep_history_before drops its earlier row, so no epoch is lost or
-    # counted twice.
-    callbacks = [
-        _epoch_stats_callback(),
-        _atomic_best_checkpoint(out / BEST_MODEL, best_so_far, network),
-        keras.callbacks.CSVLogger(str(out / HISTORY), append=True),
-        keras.callbacks.BackupAndRestore(str(out / BACKUP)),
-        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"),
-        *(callbacks or []),
-    ]
-    try:
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # the pipeline shuffles
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    with precision_policy(device.precision):
+        augment = augmenter(config) if config.augment else None
+        faces = load_run_faces(config, scheme)
+        train_batches, val_batches = batch_pipelines(config, faces, scheme.n_classes, device.backend, augment)
+        steps_per_epoch = int(np.ceil(len(faces.x_train) / config.batch_size))
+        network, model = compiled_model(config, scheme.n_classes, device.backend, steps_per_epoch, augment)
+        all_callbacks = run_callbacks(out, network, config.patience, callbacks)
+        _write_training_json(out, config, scheme, len(faces.x_train), len(faces.x_val), network.count_params(),
+                             device.record, device.precision)
+        model.fit(train_batches, validation_data=val_batches, epochs=config.epochs, callbacks=all_callbacks,
+                  verbose=verbose, shuffle=False)  # the pipeline shuffles
     _mark_complete(out)
     return out / BEST_MODEL
 
