@@ -158,11 +158,18 @@ def test_output_paths_are_checked_without_writing(tmp_path, read_only_folder):
 @pytest.mark.parametrize("option", ["--csv", "--annotate"])
 def test_video_output_into_a_folder_or_a_read_only_place_is_refused_before_the_analysis(option, clip, tmp_path,
                                                                                         read_only_folder):
-    for output, message in ((tmp_path, "is a folder; give a file name"),
+    (tmp_path / "taken.mp4").mkdir()
+    for output, message in ((tmp_path / "taken.mp4", "is a folder; give a file name"),
                             (read_only_folder / "out.mp4", "cannot write in")):
         result = run_fer("video", str(clip), option, str(output), *CLASSIFY)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "frames at" not in result.stdout  # nothing was analysed, so nothing was lost
+
+
+def test_video_annotate_without_a_video_extension_is_a_usage_error(clip, tmp_path):
+    result = run_fer("video", str(clip), "--annotate", str(tmp_path / "annotated"), *CLASSIFY)
+    assert result.returncode == 2 and "end its name in .mp4" in result.stderr
+    assert not (tmp_path / "annotated").exists()
 
 
 @pytest.mark.parametrize("every", ["0", "-2"])

@@ -300,13 +300,25 @@ def _print_video_summary(source: str, analysis, summary) -> None:
         print(line)
 
 
+ANNOTATED_VIDEO_TYPES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that hold the H.264 or MPEG-4 copy
+
+
+def annotated_video_path(text: str) -> str:
+    """An argparse type: a path whose extension names a container the annotated copy can be written in."""
+    if Path(text).suffix.lower() not in ANNOTATED_VIDEO_TYPES:
+        raise argparse.ArgumentTypeError(f"{display_path(text)}: the annotated copy is a video file: end its name "
+                                         f"in {', '.join(ANNOTATED_VIDEO_TYPES)}")
+    return text
+
+
 def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p = sub.add_parser("video", parents=[parents.verbose, parents.classify],
                        help="emotions over time in a video clip (every Nth frame)")
     p.add_argument("input", metavar="IN", help="a video file (mp4, mov, webm, avi, ...)")
     p.add_argument("--csv", metavar="OUT", help="write one row per face per analysed frame (with its person)")
     p.add_argument("--people-csv", metavar="OUT", help="write one row per person: time seen, share of each emotion")
-    p.add_argument("--annotate", metavar="OUT.mp4", help="write an annotated copy of the clip")
+    p.add_argument("--annotate", metavar="OUT.mp4", type=annotated_video_path,
+                   help="write an annotated copy of the clip")
     p.add_argument("--emoji", action="store_true", help="annotated copy: an emoji over each face")
     p.add_argument("--every", type=positive_int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds of the clip")
