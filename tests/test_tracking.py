@@ -143,3 +143,12 @@ def test_two_people_crossing_keep_their_numbers_in_the_video_analysis(track_stud
     assert (score.switches, score.fragments, score.shared_ids) == (0, 2, 0), score
     assert score.detected >= 0.8 * score.in_view
     assert sorted(analysis.portraits) == sorted({p for ps in people.values() for p in ps})
+
+
+def test_track_study_counts_switches_fragments_and_shared_ids(track_study):
+    box = (0, 0, 10, 10)
+    truth = [[box, box]] * 4  # two people in view in four frames
+    found = [[1, 2], [1, 2], [2, 1], [None, 1]]  # they swap numbers at the third frame; one is missed in the last
+    score = track_study.score(truth, found)
+    assert (score.switches, score.fragments, score.shared_ids) == (2, 4, 2)
+    assert (score.in_view, score.detected, score.followed) == (8, 7, 4)  # each on their main id in 2 frames
