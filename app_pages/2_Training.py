@@ -177,7 +177,7 @@ def show_comparison(models: list[Path]) -> None:
     table = comparison_frame(models)
     if st.toggle("Measure faces/s on this machine", key="compare_speed",
                  help="Loads every model and classifies batches of 256 faces (no TTA)."):
-        from fer_core.inference.speed import machine_info
+        from fer_core.machine import machine_info
 
         table["faces_per_s"] = [measured_speed(str(p), p.stat().st_mtime) for p in models]
         st.caption(f"Measured on {machine_info().describe()}.")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT
 
 SHARED_DATA = Path(os.environ.get("FER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from fer_core.inference.batch import BatchSettings, BatchSummary, Engine, run_batch
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import default_model_path
 
 ROOT = Path(__file__).resolve().parent.parent

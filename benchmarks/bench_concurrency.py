@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 SHARED_DATA = Path(os.environ.get("FER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))

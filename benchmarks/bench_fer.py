@@ -26,11 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench_inference import interleaved_ms, webcam_frame
 
-from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.inference.detect.haar import FRAME_SETTINGS, HaarDetector
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.inference.speed import machine_info
 from fer_core.labels import FER7
+from fer_core.machine import machine_info
 from fer_core.model_card import fast_model_path
 
 FER_INPUT = 64
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     fer_tflite, fer_keras = FER(mtcnn=False, use_tflite=True), FER(mtcnn=False, use_tflite=False)
     ours = f"ours ({recognizer.model_path.stem}, {recognizer.backend.split(' (')[0]})"
     print(f"{machine_info().describe()}")
-    frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
+    frame, detector = webcam_frame(), HaarDetector(FRAME_SETTINGS)
     print(f"faces found in the frame: ours {len(analyze_image(frame, recognizer, detector, tta=False))}, "
           f"fer {len(fer_tflite.detect_emotions(frame))}")
     frame_ms = interleaved_ms({

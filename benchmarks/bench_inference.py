@@ -28,17 +28,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.inference.crop import crop_faces
-from fer_core.inference.detect import (
-    FRAME_SETTINGS,
-    Detector,
-    DetectorSettings,
-    FaceDetector,
-    to_gray,
-)
+from fer_core.inference.detect import Detector, to_gray
+from fer_core.inference.detect.haar import FRAME_SETTINGS, HaarDetector, HaarSettings
 from fer_core.inference.draw import annotate
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
-from fer_core.inference.speed import machine_info, matmul_gflops, model_flops
+from fer_core.inference.speed import matmul_gflops, model_flops
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
@@ -103,7 +99,7 @@ def bench_single(recognizers: dict[str, EmotionRecognizer], faces: np.ndarray, r
 
 def bench_frame(recognizers: dict[str, EmotionRecognizer], repeats: int) -> None:
     frame = webcam_frame()
-    detector = FaceDetector(FRAME_SETTINGS)
+    detector = HaarDetector(FRAME_SETTINGS)
     gray = to_gray(frame)
     boxes = detector.detect(gray)
     print(f"full 640x480 frame, {len(boxes)} face(s) found, detector {FRAME_SETTINGS}:")
@@ -147,9 +143,9 @@ def detector_frame_ms(detectors: list[Detector], repeats: int) -> list[float]:
 def sweep_detector(repeats: int) -> None:
     """Time the detector over a grid of settings on the same frame."""
     frame = to_gray(webcam_frame())
-    grid = [DetectorSettings(max_side=side, min_face=min_face, scale_factor=sf, min_neighbors=5)
+    grid = [HaarSettings(max_side=side, min_face=min_face, scale_factor=sf, min_neighbors=5)
             for side, sf, min_face in itertools.product((240, 320, 400, 640), (1.1, 1.15, 1.2, 1.3), (48, 64, 80))]
-    detectors = [FaceDetector(s) for s in grid]
+    detectors = [HaarDetector(s) for s in grid]
     ms = detector_frame_ms(detectors, repeats)
     print("detector sweep on the 640x480 frame (median ms, faces found):")
     for settings, detector, t in zip(grid, detectors, ms):

@@ -21,9 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench_inference import interleaved_ms, recognizers_to_compare, webcam_frame
 
-from fer_core.inference.detect import FRAME_SETTINGS, FaceDetector
+from fer_core.inference.detect.haar import FRAME_SETTINGS, HaarDetector
 from fer_core.inference.pipeline import analyze_image
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import list_models
 
 BATCH_SIZES = (32, 256)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     recognizers = {f"{label} {path}": r for label, p in zip(model_labels(paths), paths)
                    for path, r in recognizers_to_compare(p).items()}
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
-    frame, detector = webcam_frame(), FaceDetector(FRAME_SETTINGS)
+    frame, detector = webcam_frame(), HaarDetector(FRAME_SETTINGS)
     print(f"machine: {machine_info().describe()}")
     batched = {size: interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:size], tta=False))
                                      for n, r in recognizers.items()}, max(5, args.repeats // 3))

@@ -26,7 +26,7 @@ from bench_inference import interleaved_ms
 
 from fer_core.inference.exported import INPUT_NAME, float32_copy
 from fer_core.inference.recognizer import EmotionRecognizer, compile_forward
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import FAST_MODEL_NAME, MODELS_DIR, ModelCard
 
 Forward = Callable[[np.ndarray], np.ndarray]

@@ -47,7 +47,7 @@ def main() -> None:
     if args.precision:
         print(measure(args.arch, args.precision, args.batches, args.batch_size))
         return
-    from fer_core.inference.speed import machine_info
+    from fer_core.machine import machine_info
     from fer_core.training.train import resolve_precision
 
     machine = machine_info()

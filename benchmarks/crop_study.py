@@ -32,10 +32,11 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.data import FaceData, load_dataset
-from fer_core.inference.crop import FACE_MARGINS, crop_face, square_around
+from fer_core.inference.crop import crop_face, square_around
 from fer_core.inference.detect import DETECTOR_NAMES, Box, Detector, detector_for
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.model_card import PROJECT_ROOT, default_model_path
+from fer_core.model_format import FACE_MARGINS
 
 CANVAS = (480, 640)  # height, width
 MARGINS = (-0.1, -0.05, 0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)

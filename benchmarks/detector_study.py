@@ -41,9 +41,9 @@ from bench_inference import detector_frame_ms
 from crop_study import CANVAS, FACE_SIDES, background, iou, paste
 
 from fer_core.data import load_dataset
-from fer_core.inference import blazeface, yunet
-from fer_core.inference.detect import FRAME_SETTINGS, PHOTO_SETTINGS, Box, Detector, FaceDetector
-from fer_core.inference.speed import machine_info
+from fer_core.inference.detect import Box, Detector, blazeface, yunet
+from fer_core.inference.detect.haar import FRAME_SETTINGS, PHOTO_SETTINGS, HaarDetector
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT
 
 FACES_PER_SCENE = 3
@@ -210,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
     faces = sample_faces(args.per_class, args.data, args.seed)
     detectors: dict[str, Detector] = {
-        "haar photo": FaceDetector(PHOTO_SETTINGS),
+        "haar photo": HaarDetector(PHOTO_SETTINGS),
         "yunet photo": yunet.YuNetDetector(yunet.PHOTO_SETTINGS),
         "blazeface photo": blazeface.BlazeFaceDetector(blazeface.PHOTO_SETTINGS),
-        "haar frame": FaceDetector(FRAME_SETTINGS),
+        "haar frame": HaarDetector(FRAME_SETTINGS),
         "yunet frame": yunet.YuNetDetector(yunet.FRAME_SETTINGS),
         "blazeface frame": blazeface.BlazeFaceDetector(blazeface.FRAME_SETTINGS),
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, ModelCard, shipped_models
 from fer_core.training.export import recheck_export, sample_indices, validation_faces
 

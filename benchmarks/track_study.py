@@ -48,8 +48,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer_core.inference.detect import Box, Detector, detector_for
-from fer_core.inference.speed import machine_info
 from fer_core.inference.tracking import LIVE_TRACKER, VIDEO_TRACKER, FaceTracker, TrackerSettings, iou
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT
 from fer_core.settings import default_detector
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from fer_core.labels import FER7, LabelScheme
-from fer_core.training.architectures import MAX_CROP
+from fer_core.model_format import FACE_MARGINS, MAX_CROP
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -331,8 +331,6 @@ class ModelCard:
         """The crop margin for boxes of ``detector``: the card's ``face_crop.margins``; a card written
         before detectors were a choice has only ``margin``, for Haar; otherwise the pipeline's
         default for that detector."""
-        from fer_core.inference.crop import FACE_MARGINS
-
         face_crop = self.face_crop or {}
         margins = face_crop.get("margins", {})
         if detector in margins:

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from fer_core.cli import main
-from fer_core.inference import blazeface, yunet
-from fer_core.inference.crop import FACE_MARGINS, crop_faces, face_crop_card
-from fer_core.inference.detect import DETECTOR_NAMES, DetectorError, detector_for
+from fer_core.inference.crop import crop_faces, face_crop_card
+from fer_core.inference.detect import DETECTOR_NAMES, DetectorError, blazeface, detector_for, yunet
 from fer_core.inference.pipeline import analyze_image
 from fer_core.model_card import MODELS_DIR, ModelCard
+from fer_core.model_format import FACE_MARGINS
 from fer_core.settings import default_detector
 
 

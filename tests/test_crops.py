@@ -14,7 +14,8 @@ from helpers import copy_real_faces
 from fer_core.inference.explain import grad_cam
 from fer_core.inference.recognizer import EmotionRecognizer, tta_views
 from fer_core.model_card import ModelCard
-from fer_core.training.architectures import CENTER_CROP, build_model
+from fer_core.model_format import CENTER_CROP
+from fer_core.training.architectures import build_model
 from fer_core.training.augment import random_crop_shift
 from fer_core.training.publish import publish, publish_ensemble
 from fer_core.training.train import TrainConfig, train

@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from fer_core.inference.crop import crop_faces, square_around
-from fer_core.inference.detect import (
-    FRAME_SETTINGS,
-    PHOTO_SETTINGS,
-    DetectorError,
-    FaceDetector,
-    clip_box,
-    load_cascade,
-)
+from fer_core.inference.detect import DetectorError
+from fer_core.inference.detect.base import clip_box
+from fer_core.inference.detect.haar import FRAME_SETTINGS, PHOTO_SETTINGS, HaarDetector, load_cascade
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +25,7 @@ def assert_astronaut_face(box, scale: float = 1.0) -> None:
 
 
 def test_astronaut_has_exactly_one_face(astronaut):
-    boxes = FaceDetector(PHOTO_SETTINGS).detect(astronaut)
+    boxes = HaarDetector(PHOTO_SETTINGS).detect(astronaut)
     assert len(boxes) == 1
     assert_astronaut_face(boxes[0])
 
@@ -38,7 +33,7 @@ def test_astronaut_has_exactly_one_face(astronaut):
 def test_large_photo_is_detected_on_a_downscaled_copy_and_boxes_come_back_in_its_pixels(astronaut):
     big = np.full((2400, 3200, 3), 90, np.uint8)  # detection runs on a 1024×768 copy
     big[1000:1512, 2000:2512] = astronaut
-    boxes = FaceDetector(PHOTO_SETTINGS).detect(big)
+    boxes = HaarDetector(PHOTO_SETTINGS).detect(big)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
     assert_astronaut_face((x - 2000, y - 1000, w, h))
@@ -47,20 +42,20 @@ def test_large_photo_is_detected_on_a_downscaled_copy_and_boxes_come_back_in_its
 def test_frame_settings_find_the_face_in_a_webcam_sized_frame(astronaut):
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[:, 80:560] = cv2.resize(astronaut, (480, 480))
-    boxes = FaceDetector(FRAME_SETTINGS).detect(frame)
+    boxes = HaarDetector(FRAME_SETTINGS).detect(frame)
     assert len(boxes) == 1
     x, y, w, h = boxes[0]
     assert_astronaut_face((x - 80, y, w, h), scale=480 / 512)
 
 
 def test_gray_input_and_blank_image():
-    detector = FaceDetector(PHOTO_SETTINGS)
+    detector = HaarDetector(PHOTO_SETTINGS)
     assert detector.detect(np.full((300, 400), 128, np.uint8)) == []
 
 
 def test_faces_smaller_than_min_face_are_not_reported(astronaut):
     small = cv2.resize(astronaut, (160, 160))  # her face is now about 30 px
-    assert FaceDetector(PHOTO_SETTINGS).detect(small) == []
+    assert HaarDetector(PHOTO_SETTINGS).detect(small) == []
 
 
 def test_missing_cascade_is_a_clear_error(tmp_path):
@@ -110,13 +105,13 @@ EXTREME_SHAPES = [(1, 5000), (5000, 1), (2, 5000), (5000, 2), (1, 1), (3, 3), (2
 @pytest.mark.parametrize("shape", EXTREME_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_extreme_aspect_ratios_have_no_face_and_do_not_crash(shape, settings):
     # A 1×5000 strip scaled to the detector's 1024-px copy used to be 0 pixels high: cv2.resize raised.
-    assert FaceDetector(settings).detect(np.full((*shape, 3), 128, np.uint8)) == []
+    assert HaarDetector(settings).detect(np.full((*shape, 3), 128, np.uint8)) == []
 
 
 def test_a_face_in_a_wide_strip_is_still_found(astronaut):
     strip = np.full((512, 1600, 3), 90, np.uint8)  # 2:1 wider than the detector's copy: still downscaled
     strip[:, 544:1056] = astronaut
-    faces = [(x - 544, y, w, h) for x, y, w, h in FaceDetector(PHOTO_SETTINGS).detect(strip) if 544 <= x < 1056]
+    faces = [(x - 544, y, w, h) for x, y, w, h in HaarDetector(PHOTO_SETTINGS).detect(strip) if 544 <= x < 1056]
     assert faces, "the astronaut's face was not found"
     assert_astronaut_face(faces[0])
 

@@ -13,13 +13,14 @@ import pytest
 
 from fer_core.app.upload import analyze_upload
 from fer_core.data import load_dataset
-from fer_core.inference.crop import FACE_MARGIN, crop_faces, face_crop_card
+from fer_core.inference.crop import crop_faces, face_crop_card
 from fer_core.inference.detect import detector_for
 from fer_core.inference.draw import EMOTION_RGB, annotate, color_hex, draw_emoji
 from fer_core.inference.images import ImageError, decode_image
 from fer_core.inference.pipeline import FaceResult, analyze_image, classify_whole_image
 from fer_core.labels import FER_LABELS
 from fer_core.model_card import ModelCard
+from fer_core.model_format import FACE_MARGIN
 
 
 @pytest.fixture(scope="module")

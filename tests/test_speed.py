@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_core.inference.speed import VECTOR_FLAGS, faces_per_second, machine_info, matmul_gflops, model_flops
+from fer_core.inference.speed import faces_per_second, matmul_gflops, model_flops
+from fer_core.machine import VECTOR_FLAGS, machine_info
 
 
 def test_machine_info_names_the_cpu_flags_and_load():

@@ -16,15 +16,11 @@ from helpers import copy_real_faces
 
 from fer_core.data import load_folder, write_csv
 from fer_core.inference.recognizer import EmotionRecognizer, apply_temperature
-from fer_core.inference.speed import machine_info
 from fer_core.labels import FER_LABELS, get_scheme
+from fer_core.machine import machine_info
 from fer_core.model_card import eval_path, history_path
-from fer_core.training.architectures import (
-    INPUT_BLUR,
-    build_model,
-    gaussian_kernel_3x3,
-    with_input_blur,
-)
+from fer_core.model_format import INPUT_BLUR
+from fer_core.training.architectures import build_model, gaussian_kernel_3x3, with_input_blur
 from fer_core.training.calibration import fit_temperature
 from fer_core.training.metrics import evaluate_faces, expected_calibration_error
 from fer_core.training.publish import BLUR_CANDIDATES, publish, publish_command, training_summary

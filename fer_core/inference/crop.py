@@ -16,13 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from fer_core.data import FACE_SIZE
-from fer_core.inference.detect import CASCADE_FILE, Box
+from fer_core.inference.detect import Box, detector_sources
+from fer_core.model_format import FACE_MARGIN, FACE_MARGINS
 
-# Fraction of the box side added on each side before cropping, per detector (chosen on validation
-# faces by benchmarks/crop_study.py --detector NAME). FACE_MARGIN is the Haar cascade's, the only
-# one cards written before BlazeFace record.
-FACE_MARGIN = 0.0
-FACE_MARGINS = {"haar": FACE_MARGIN, "blazeface": 0.05, "yunet": -0.05}
 # Largest square built at full size when a crop reaches past the image (see _padded_square).
 MAX_PADDED_SIDE = 4096
 
@@ -33,13 +29,9 @@ def face_crop_card(margin: float = FACE_MARGIN, margins: dict[str, float] | None
     ``margins`` holds the margin per detector (default :data:`FACE_MARGINS`, with ``margin`` for
     Haar); ``margin`` and ``detector`` stay for readers of cards written before detectors were a choice.
     """
-    from fer_core.inference import blazeface, yunet
-
     margins = {**FACE_MARGINS, "haar": margin, **(margins or {})}
-    return {"detector": f"OpenCV Haar cascade {CASCADE_FILE}", "margin": margins["haar"],
-            "margins": margins,
-            "detectors": {"haar": f"OpenCV Haar cascade {CASCADE_FILE}", "blazeface": blazeface.WEIGHTS_SOURCE,
-                          "yunet": yunet.WEIGHTS_SOURCE},
+    sources = detector_sources()
+    return {"detector": sources["haar"], "margin": margins["haar"], "margins": margins, "detectors": sources,
             "shape": "square around the box centre, side × (1 + 2 × margin), edges repeated past the image",
             "size": [FACE_SIZE, FACE_SIZE], "chosen_by": "benchmarks/crop_study.py --detector NAME"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.data import FACE_SIZE
-from fer_core.training.architectures import CENTER_CROP, INPUT_BLUR
+from fer_core.model_format import CENTER_CROP, INPUT_BLUR
 
 
 def ensemble_members(model) -> list:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.inference.crop import FACE_MARGIN, crop_faces
+from fer_core.inference.crop import crop_faces
 from fer_core.inference.detect import Box, Detector, detector_for, to_gray
 from fer_core.inference.recognizer import EmotionRecognizer, TopLabel
+from fer_core.model_format import FACE_MARGIN
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fer_core.model_format import CENTER_CROP, INPUT_BLUR, MAX_CROP
+
 if TYPE_CHECKING:
     import keras
     import numpy as np
@@ -20,10 +22,6 @@ INPUT_SHAPE = (48, 48, 1)
 # (variance 1) for ~1000 steps, while the real activation variances here are ~0.01: validation
 # accuracy then sits near chance for the first epochs. 0.9 tracks them within ~50 steps.
 BN_MOMENTUM = 0.9
-
-
-CENTER_CROP = "center_crop"
-MAX_CROP = 8  # pixels per side: the net sees at least the central 32×32 of a 48×48 face
 
 
 def _face_input(crop: int = 0):
@@ -127,9 +125,6 @@ def build_model(arch: str, n_classes: int, crop: int = 0) -> keras.Model:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](n_classes, crop=crop)
-
-
-INPUT_BLUR = "input_blur"
 
 
 def gaussian_kernel_3x3(sigma: float) -> np.ndarray:

@@ -25,14 +25,15 @@ import numpy as np
 
 from fer_core.data import FaceData, load_dataset
 from fer_core.labels import LabelScheme, get_scheme
-from fer_core.training.architectures import ARCHITECTURES, MAX_CROP
+from fer_core.model_format import MAX_CROP
+from fer_core.training.architectures import ARCHITECTURES
 from fer_core.training.augment import AUGMENTATIONS, AffineRanges, augmentation_layer
 from fer_core.training.options import option
 
 if TYPE_CHECKING:
     import keras
 
-    from fer_core.inference.speed import MachineInfo
+    from fer_core.machine import MachineInfo
 
 BEST_MODEL = "best.keras"
 HISTORY = "history.csv"
@@ -377,7 +378,7 @@ def check_config(config: TrainConfig) -> None:
 
 def prepare_device(config: TrainConfig) -> RunDevice:
     """The backend, device and precision of the run (``--teacher`` needs TensorFlow)."""
-    from fer_core.inference.speed import machine_info
+    from fer_core.machine import machine_info
 
     cpu = machine_info()
     record = training_device(cpu)

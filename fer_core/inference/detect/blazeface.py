@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer_core.inference.detect import Box, DetectorError, ObjectPool, check_weights_file, clip_box, to_bgr
+from fer_core.inference.detect.base import (
+    Box,
+    DetectorError,
+    ObjectPool,
+    check_weights_file,
+    clipped_boxes,
+    kept_by_nms,
+    to_bgr,
+)
 
 if TYPE_CHECKING:
     import cv2
@@ -175,17 +183,9 @@ class BlazeFaceDetector:
 
     def _best_boxes(self, boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> list[Box]:
         """Non-maximum suppression over all passes, then boxes too small dropped and clipped to the image."""
-        import cv2
-
         large = np.flatnonzero(np.minimum(boxes[:, 2], boxes[:, 3]) >= self.settings.min_face)
         if large.size == 0:
             return []
         boxes, scores = boxes[large], scores[large]
-        kept = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.settings.min_score,
-                                           self.settings.overlap), dtype=int).reshape(-1)
-        found = []
-        for x, y, w, h in boxes[kept]:
-            box = clip_box((round(x), round(y), round(w), round(h)), width, height)
-            if box is not None:
-                found.append(box)
-        return sorted(found, key=lambda b: (b[0], b[1]))
+        kept = kept_by_nms(boxes, scores, self.settings.min_score, self.settings.overlap)
+        return clipped_boxes(boxes[kept], width, height)
