@@ -19,14 +19,30 @@ DATA_FIXTURES = {"fer_dir", "astronaut_path"}
 TRAINING_FIXTURES = {"trained_run", "published_model"}  # module fixtures that train a model first
 
 
+# Test modules that run on one pytest-xdist worker together: the Ray ones (one local Ray cluster at a
+# time on a 2-core machine) and the browser ones (Chromium and `streamlit run` servers). Every other
+# module is a group of its own, so that its module-scoped fixtures (a trained run, a server) are built
+# once, on one worker.
+XDIST_GROUPS = {
+    "ray": {"test_batch", "test_sweep", "test_serve_ray"},
+    "browser": {"test_browser", "test_journey", "test_hostile_browser"},
+}
+
+
+def xdist_group(module: str) -> str:
+    return next((group for group, modules in XDIST_GROUPS.items() if module in modules), module)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``needs_data`` on tests that read ../shared/data, ``slow`` on those that train a model first."""
+    """``needs_data`` on tests that read ../shared/data, ``slow`` on those that train a model first,
+    and each test's ``xdist_group`` (see :data:`XDIST_GROUPS`; used by ``--dist loadgroup``)."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & DATA_FIXTURES:
             item.add_marker(pytest.mark.needs_data)
         if names & TRAINING_FIXTURES:
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.path.stem)))
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +62,14 @@ def astronaut_path() -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session caches loaded datasets in its own folder, never in the user's ~/.cache."""
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer_cache"))
+    monkeypatch.setenv("FER_CACHE_DIR", str(run_temp(tmp_path_factory) / "fer_cache"))
+
+
+def run_temp(tmp_path_factory) -> Path:
+    """The test run's temporary folder, shared by its pytest-xdist workers (each worker's own folder
+    is inside it), so that they load FER2013 into one cache (written atomically) instead of one each."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
