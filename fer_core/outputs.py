@@ -57,11 +57,11 @@ def check_output_file(path: str | os.PathLike) -> Path:
     """``path`` as a file this process can write (an existing file is replaced), or :class:`OutputError`
     saying why not: it is a folder, its folder does not exist or is not writable. Nothing is written."""
     shown = display_path(path)
+    if _is_special(Path(path)):  # /dev/stdout: its link names a pipe that no path leads to
+        return Path(path)
     target = Path(os.path.realpath(path))  # a link's target is written, the link stays
     if target.is_dir():
         raise OutputError(f"{shown}: is a folder; give a file name")
-    if _is_special(target):
-        return target
     if not target.parent.is_dir():
         raise OutputError(f"{shown}: the folder {display_path(target.parent)} does not exist")
     _probe_folder(target.parent, shown)
@@ -88,10 +88,10 @@ def replacing(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to, renamed over ``path`` when the block ends without an
     exception (a failed rename is an :class:`OutputError`), removed when it raises. ``suffix`` keeps the
     extension a writer reads its format from. A device or a pipe is handed out as itself, written in place."""
-    target = Path(os.path.realpath(path))
-    if _is_special(target):
-        yield target
+    if _is_special(Path(path)):
+        yield Path(path)
         return
+    target = Path(os.path.realpath(path))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp{suffix}")
     try:
         yield tmp

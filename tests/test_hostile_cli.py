@@ -136,6 +136,14 @@ def test_a_device_is_written_in_place_never_renamed_over():
         assert tmp == Path("/dev/null")
 
 
+def test_dev_stdout_into_a_pipe_is_an_output_like_any_other():
+    code = ("from fer_core.outputs import check_output_file, write_output; "
+            "check_output_file('/dev/stdout'); write_output('/dev/stdout', 'through the pipe')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT)})
+    assert result.returncode == 0 and result.stdout == "through the pipe", result.stderr
+
+
 def test_output_paths_are_checked_without_writing(tmp_path, read_only_folder):
     with pytest.raises(OutputError, match="is a folder"):
         check_output_file(tmp_path)
