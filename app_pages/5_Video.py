@@ -97,7 +97,7 @@ def show_result(result: VideoUploadAnalysis, stem: str, every: int) -> None:
     st.success(f"{analysis.frames_read} frames read at {analysis.fps:.1f} fps, {analysis.frames_analyzed} analysed, "
                f"{len(table)} face detections.")
     if analysis.cut_short:
-        st.warning(f"The analysis {plain(analysis.cut_short)}: a budget of this server. The results below cover "
+        st.warning(f"The analysis {plain(analysis.cut_short)}, a budget of this server. The results below cover "
                    "the frames before it.")
     if analysis.error:
         st.warning(f"The analysis {plain(analysis.error)}. The results below cover the frames before it.")

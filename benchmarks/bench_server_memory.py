@@ -9,9 +9,10 @@ resident memory (``VmRSS`` of its process) every 50 ms:
 3. a video of twenty 8000 × 8000 H.264 frames (a few hundred KB) on the Video page;
 4. one upload of 60 photos (3 megapixels each) on the Upload page.
 
-Then every browser closes, and after the photo cache's expiry (``FER_CACHE_TTL_S``, short here) the
-server's memory is read again. Each line gives the memory before the input, its peak while the input
-was handled, and the time it took; the CPU, its flags and the load average are printed with them.
+Then every browser closes, and the server's memory is read again after the photo cache's expiry
+(``FER_CACHE_TTL_S``, short here) and after Streamlit has dropped the closed sessions (two minutes).
+Each line gives the memory before the input, its peak while the input was handled, and the time it
+took; the CPU, its flags and the load average are printed with them.
 
 Usage: ``nice python benchmarks/bench_server_memory.py [--ttl 20] [--model models/NAME.keras]``
 """
@@ -41,6 +42,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
                   "--disable-component-update", "--disable-sync"]
 STEP_TIMEOUT_MS = 300_000
 SERVER_START_S = 120
+SESSION_TTL_S = 120  # Streamlit's server.disconnectedSessionTTL: a closed tab's session is kept this long
 
 
 # --------------------------------------------------------------------------- the inputs
@@ -236,8 +238,11 @@ def main() -> None:
                     step()
                     rows.append((name, before, watch.take_peak(), time.monotonic() - started))
                 browser.close()
+            closed = time.monotonic()
             time.sleep(args.ttl + max(1.0, args.ttl / 4) + 10)  # the cache's expiry and its next sweep
-            after = rss_mb(process.pid)
+            after_cache = rss_mb(process.pid)
+            time.sleep(max(0.0, SESSION_TTL_S + 10 - (time.monotonic() - closed)))
+            after_sessions = rss_mb(process.pid)
             health_ok = urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
         finally:
             watch.stop()
@@ -246,7 +251,8 @@ def main() -> None:
     print(f"\n{'input':<36} {'before MB':>10} {'peak MB':>9} {'time s':>8}")
     for name, before, peak, seconds in rows:
         print(f"{name:<36} {before:>10.0f} {peak:>9.0f} {seconds:>8.1f}")
-    print(f"{'every visitor gone, cache expired':<36} {after:>10.0f}")
+    print(f"{'every visitor gone, cache expired':<36} {after_cache:>10.0f}")
+    print(f"{'and the closed sessions dropped':<36} {after_sessions:>10.0f}")
     print(f"health check answered after the run: {health_ok}; cache TTL {args.ttl:.0f} s")
     print(machine_info().describe())
 
