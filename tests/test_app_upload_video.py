@@ -145,14 +145,14 @@ def test_upload_page_with_several_files_reports_each_bad_one_and_shows_the_rest(
                                                                              monkeypatch):
     import fer_core.inference.pipeline
 
-    real = fer_core.inference.pipeline.analyze_image
+    real = fer_core.inference.pipeline.crop_image_faces  # the first step of find_faces, which the page runs
 
     def fails_on_33_pixels(image, *args, **kwargs):
         if image.shape[:2] == (33, 33):
             raise RuntimeError("boom")
         return real(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer_core.inference.pipeline, "analyze_image", fails_on_33_pixels)
+    monkeypatch.setattr(fer_core.inference.pipeline, "crop_image_faces", fails_on_33_pixels)
     bug = cv2.imencode(".png", np.full((33, 33, 3), 90, np.uint8))[1].tobytes()
     photo = astronaut_path.read_bytes()
     at = run_page(UPLOAD)
