@@ -232,6 +232,18 @@ def test_video_writes_its_csv_and_annotated_copy_whole(clip, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
+def test_a_video_over_the_frame_budget_is_refused_with_exit_code_1(clip, tmp_path, monkeypatch, capsys):
+    from fer_core.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("FER_MAX_FRAME_PIXELS", "1000")  # the clip's frames are 64 × 48
+    code = main(["video", str(clip), "--csv", str(out / "faces.csv"), "--annotate", str(out / "annotated.mp4"),
+                 *CLASSIFY])
+    assert code == 1 and "too large" in capsys.readouterr().err
+    assert list(out.iterdir()) == []  # no CSV, no copy, no temporary file
+
+
 def test_an_annotated_copy_that_cannot_be_written_keeps_the_image_result(photo, tmp_path, monkeypatch, capsys):
     import fer_core.cli.analysis
     from fer_core.cli import main

@@ -247,7 +247,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     analysis ends)."""
     from fer_core.inference.detect import detector_for
     from fer_core.inference.people import person_summary
-    from fer_core.inference.video import VideoError, analyze_video
+    from fer_core.inference.video import VideoError, VideoTooLarge, analyze_video
 
     settings = analysis_settings(args)
     recognizer = recognizer_for(settings)
@@ -256,10 +256,10 @@ def cmd_video(args: argparse.Namespace) -> int:
         with _annotated_copy(args.annotate) as annotate_path:
             analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=annotate_path,
                                      progress=_progress_printer(), tta=settings.tta, max_seconds=args.max_seconds,
-                                     emoji=args.emoji, detector=detector)
-    except VideoError as exc:
+                                     emoji=args.emoji, detector=detector, budgets=settings.budgets)
+    except VideoError as exc:  # a clip refused by a budget is an input that cannot be used, as in predict
         print(f"\nerror: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, VideoTooLarge) else 2
     if sys.stderr.isatty():
         print(file=sys.stderr)
     summary = person_summary(analysis.to_frame(), analysis.labels, args.every / analysis.fps if analysis.fps else 0.0)
