@@ -530,3 +530,106 @@ def test_train_runs_unchanged_on_jax_without_tensorflow(small_tree, tmp_path):
     assert model.input.shape[1:] == (48, 48, 1)
     assert not any(layer.name.startswith("augment") for layer in model.layers)
     assert model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0).shape == (2, 7)
+
+
+def test_resnet_preact_is_a_preactivation_resnet18_of_four_to_five_million_parameters(tmp_path):
+    """Eight residual blocks in four stages (three change the shape through a 1×1 projection), about
+    4.4 M parameters at the default width 40, a configurable width, and a file that loads in safe mode."""
+    model = build_model("resnet_preact", 7, crop=4)
+    assert model.name == "resnet_preact_w40" and 4.0e6 < model.count_params() < 5.0e6
+    kinds = [layer.__class__.__name__ for layer in model.layers]
+    assert kinds.count("Add") == 8
+    projections = [layer for layer in model.layers if getattr(layer, "kernel_size", None) == (1, 1)]
+    assert len(projections) == 3
+    assert model.get_layer("center_crop").output.shape[1:3] == (40, 40)
+    assert [layer.output.shape[1] for layer in model.layers if layer.__class__.__name__ == "Add"] == \
+        [40, 40, 20, 20, 10, 10, 5, 5]
+    narrow = build_model("resnet_preact", 7, width=8)
+    assert narrow.name == "resnet_preact_w8" and narrow.count_params() < model.count_params() / 20
+    narrow.save(tmp_path / "narrow.keras")
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    reloaded = keras.models.load_model(tmp_path / "narrow.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(faces).numpy(), narrow(faces).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="'vgg_wide' has a fixed width; a width is for vgg_compact, resnet_preact"):
+        build_model("vgg_wide", 7, width=8)
+
+
+@pytest.mark.parametrize("residual", ["resnet_preact", "ensemble"])
+def test_input_blur_rewires_a_graph_that_is_not_a_chain(tmp_path, residual):
+    """A residual network (the shortcut reads what the block's first layer reads) and an ensemble of
+    a chain and a residual member: every layer that read the input reads the blurred input."""
+    import cv2
+
+    from fer_core.training.architectures import build_ensemble
+
+    model = build_model("resnet_preact", 7, crop=2, width=8)
+    if residual == "ensemble":
+        model = build_ensemble([build_model("tiny", 7), model])
+    blurred = with_input_blur(model, 0.6)
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype(np.float32)
+    by_hand = np.stack([cv2.filter2D(f[..., 0], -1, gaussian_kernel_3x3(0.6), borderType=cv2.BORDER_CONSTANT)
+                        for f in faces])[..., None]
+    np.testing.assert_allclose(blurred(faces).numpy(), model(by_hand).numpy(), atol=1e-5)
+    assert blurred.count_params() == model.count_params() + 9 and blurred.name == model.name
+    blurred.save(tmp_path / "blurred.keras")
+    reloaded = keras.models.load_model(tmp_path / "blurred.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded(faces).numpy(), blurred(faces).numpy(), atol=1e-6)
+
+
+def test_a_width_for_an_architecture_without_one_is_refused_before_any_data_is_read(tmp_path):
+    config = TrainConfig(data=str(tmp_path / "nowhere"), out=str(tmp_path / "run"), arch="seed", width=16)
+    with pytest.raises(ValueError, match="'seed' has a fixed width"):
+        train(config, verbose=0)
+
+
+def _resnet_recipe(data: Path, out: Path) -> TrainConfig:
+    """The resnet_preact member's recipe (docs/ensemble-members.md), narrow and for one epoch."""
+    return TrainConfig(data=str(data), out=str(out), arch="resnet_preact", width=8, crop=4, epochs=1, batch_size=32,
+                       optimizer="sgd", learning_rate=0.1, weight_decay=5e-4, warmup_epochs=1, erasing=0.3,
+                       precision="float32")
+
+
+def test_the_sgd_recipe_warms_up_from_a_tenth_of_its_rate_then_decays_to_one_percent(tmp_path):
+    from fer_core.training.train import learning_rate_schedule
+
+    config = _resnet_recipe(tmp_path, tmp_path / "run")
+    config.epochs = 5
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
+    assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.055) and rates[2] == pytest.approx(0.1)
+    assert rates[2] > rates[3] > rates[4] == pytest.approx(0.001)
+
+
+@pytest.mark.slow
+def test_a_resnet_preact_member_trains_with_the_sgd_recipe_and_publishes(small_tree, tmp_path):
+    run = tmp_path / "resnet"
+    train(_resnet_recipe(small_tree, run), verbose=0)
+    info = json.loads((run / "training.json").read_text())
+    assert info["config"]["arch"] == "resnet_preact" and info["config"]["width"] == 8
+    assert info["config"]["optimizer"] == "sgd" and info["parameters"] == build_model("resnet_preact", 7,
+                                                                                        width=8).count_params()
+    dest = publish(run, small_tree, "resnet_member", models_dir=tmp_path / "models", blur_candidates=(0.0, 0.6))
+    card = json.loads(dest.with_suffix(".json").read_text())
+    assert card["architecture"] == "resnet_preact" and (card["tta"], card["tta_crop"]) == ("ten_crop", 4)
+    assert set(card["input_blur"]["validation_accuracy_by_sigma"]) == {"0", "0.6"}
+    assert card["export"]["max_abs_diff"] <= 1e-3
+    model = keras.models.load_model(dest, safe_mode=True)
+    assert model.name == "resnet_preact_w8" and model.output_shape == (None, 7)
+
+
+@pytest.mark.slow
+def test_the_resnet_preact_recipe_trains_on_jax_without_tensorflow(small_tree, tmp_path):
+    """The member's command line on the lent GPU machines' backend: every recipe option is a train option."""
+    out = tmp_path / "jax_resnet"
+    code = "from fer_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = _without_tensorflow(code, "train", "--data", str(small_tree), "--out", str(out), "--arch", "resnet_preact",
+                                 "--width", "8", "--crop", "4", "--epochs", "1", "--batch-size", "32", "--optimizer",
+                                 "sgd", "--lr", "0.1", "--weight-decay", "5e-4", "--warmup-epochs", "1",
+                                 "--erasing", "0.3", cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((out / "training.json").read_text())
+    assert info["device"]["backend"] == "jax" and info["completed"]
+    assert info["config"]["warmup_epochs"] == 1 and info["config"]["weight_decay"] == 5e-4
+    model = keras.models.load_model(out / "best.keras", safe_mode=True)
+    assert model.name == "resnet_preact_w8"
+    assert model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0).shape == (2, 7)

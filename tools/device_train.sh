@@ -6,12 +6,12 @@
 #   .device/whl/           keras and the two packages it needs that the machine lacks (Python 3.12 wheels)
 #   .device/fer2013.tar.xz the FER2013 image folders (train/ and validation/)
 # Usage, as the device command:  bash tools/device_train.sh "SEED SEED ..." TRAIN_OPTION...
+# Several recipes side by side, separated by a lone +:  bash tools/device_train.sh "31 32" --arch resnet_preact
+#   ... + "41" --arch vgg_wide --crop 2 ...  (seeds distinct across recipes: each names its run folder).
 # DEADLINE=SECONDS stops the runs still training after that long, so that their archives (best epoch so
 # far, history) still come back inside the device call's limit; 0 (the default) waits for them.
 # Locally (to try it): WHEELS= PYTHON=/path/to/python-with-jax OUT=/tmp/out bash tools/device_train.sh ...
 set -euo pipefail
-seeds=$1
-shift
 python=${PYTHON:-python3}
 carried=${CARRIED:-.device}
 wheels=${WHEELS-$carried/whl}
@@ -36,11 +36,25 @@ if command -v nvidia-smi >/dev/null 2>&1; then  # how busy the runs keep the GPU
   monitor=$!
 fi
 pids=()
-for seed in $seeds; do
-  mkdir -p "runs/device_s$seed"
-  timeout "$deadline" "$python" -m fer_core train --data "$data" --out "runs/device_s$seed" --seed "$seed" --progress 2 "$@" \
-    > "runs/device_s$seed/train.log" 2>&1 &
-  pids+=("$!")
+seeds=()
+start_recipe() {  # SEEDS TRAIN_OPTION...: one run per seed, in the background
+  local seed
+  for seed in $1; do
+    mkdir -p "runs/device_s$seed"
+    timeout "$deadline" "$python" -m fer_core train --data "$data" --out "runs/device_s$seed" --seed "$seed" \
+      --progress 2 "${@:2}" > "runs/device_s$seed/train.log" 2>&1 &
+    pids+=("$!")
+    seeds+=("$seed")
+  done
+}
+recipe=()
+for arg in "$@" +; do
+  if [ "$arg" = + ]; then
+    start_recipe "${recipe[@]}"
+    recipe=()
+  else
+    recipe+=("$arg")
+  fi
 done
 failed=0
 for pid in "${pids[@]}"; do
@@ -48,7 +62,7 @@ for pid in "${pids[@]}"; do
 done
 # Left running, the monitor would hold the call open until its limit (it did once: 5 idle minutes).
 [ -z "$monitor" ] || kill "$monitor"
-for seed in $seeds; do
+for seed in "${seeds[@]}"; do
   tail -n 3 "runs/device_s$seed/train.log"
   tar -czf "$out/device_s$seed.tgz" --exclude backup -C runs "device_s$seed"
 done

@@ -4,7 +4,7 @@ setting written once, beside the setting.
 ``TrainConfig``'s fields are declared with :func:`option`; the ``train`` and ``sweep`` commands build
 their options from them (:func:`config_options`), ``sweep`` checks a grid's keys and values against them
 and writes a trial's ``train`` command with their flags. A field declared with a plain default has no
-option (``warmup_epochs``, ``command``).
+option (``command``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import numpy as np
 from fer_core.data import FaceData, load_dataset
 from fer_core.labels import LabelScheme, get_scheme
 from fer_core.model_format import MAX_CROP
-from fer_core.training.architectures import ARCHITECTURES
+from fer_core.training.architectures import ARCHITECTURES, check_architecture
 from fer_core.training.augment import AUGMENTATIONS, AffineRanges, augmentation_layer
 from fer_core.training.options import option
 
@@ -55,11 +55,14 @@ class TrainConfig:
     out: str = option(help="run folder (model, history, backup)")
     scheme: str = option("fer7", "fer7, fer6, smile or subset:happy,sad,neutral")
     arch: str = option("vgg_compact", choices=tuple(sorted(ARCHITECTURES)))
+    width: int = option(0, "channels of the first stage of vgg_compact or resnet_preact (default 0: the "
+                           "architecture's own, 32 and 40)")
     epochs: int = option(60)
     batch_size: int = option(128)
     learning_rate: float = option(2e-3, "peak learning rate (cosine decay after warm-up)", flag="--lr")
-    weight_decay: float = option(0.01)
-    warmup_epochs: int = 2
+    weight_decay: float = option(0.01, "decoupled: each step shrinks the weights by lr × this (SGD at --lr 0.1 "
+                                       "with 5e-4 is the usual L2 5e-4; default {default:g}, for AdamW)")
+    warmup_epochs: int = option(2, "epochs of linear warm-up from a tenth of --lr (default {default})")
     # Label smoothing 0.1 left a model a temperature could not calibrate: ECE 3.2% at best
     # (benchmarks/calibration_study.py on the first shipped model, commit 48f7ead).
     label_smoothing: float = option(0.0)
@@ -374,6 +377,7 @@ def check_config(config: TrainConfig) -> None:
                          f"and {config.teacher_temperature:g}")
     if not 0 <= config.crop <= MAX_CROP:
         raise ValueError(f"crop must be 0 to {MAX_CROP} pixels per side, got {config.crop}")
+    check_architecture(config.arch, config.width)
 
 
 def prepare_device(config: TrainConfig) -> RunDevice:
@@ -453,7 +457,7 @@ def compiled_model(config: TrainConfig, n_classes: int, backend: str, steps_per_
 
     scope = distribution_strategy().scope() if backend == "tensorflow" else contextlib.nullcontext()
     with scope:
-        network = build_model(config.arch, n_classes, config.crop)
+        network = build_model(config.arch, n_classes, config.crop, config.width)
         model = network
         if augment is not None and backend != "tensorflow":
             model = keras.Sequential([keras.Input(network.input.shape[1:]), augment, network], name="augmented")
