@@ -30,6 +30,8 @@ from fer_core.app.ui import (
 from fer_core.app.upload import ImageAnalysis, UploadSettings, analyze_upload
 from fer_core.inference.explain import grad_cam, overlay_heatmap
 from fer_core.inference.images import IMAGE_TYPES, ImageError, failure_reason
+from fer_core.inference.pipeline import recognizer_for
+from fer_core.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from fer_core.inference.recognizer import EmotionRecognizer
@@ -43,22 +45,22 @@ def sidebar_settings(model_path: Path | None) -> UploadSettings:
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
     cam = st.sidebar.toggle("Grad-CAM per face", value=False,
                             help="Overlay on each face where the model looked for its top emotion.")
-    tta = tta_toggle(model_path, value=True)
-    return UploadSettings(str(model_path), emoji, bars, cam, tta, smile_view_toggle(), detector_picker("photo"))
+    analysis = AnalysisSettings(model=str(model_path), tta=tta_toggle(model_path, value=True),
+                                scheme=smile_view_toggle(), detector=detector_picker("photo"), budgets=SERVER_BUDGETS)
+    return UploadSettings(analysis, emoji, bars, cam)
 
 
-def cached_analysis(data: bytes, name: str, model: str, tta: bool, whole_image: bool, detector: str,
-                    scheme: str | None = None) -> ImageAnalysis:
+def cached_analysis(data: bytes, name: str, settings: AnalysisSettings, whole_image: bool) -> ImageAnalysis:
     """The analysis of one upload per model and settings, kept in the server's photo cache (bounded in
     bytes, dropped when unused) so that toggling the drawing is instant; computed in one of the server's
     analysis slots (fer_core.app.limits)."""
-    key = photo_key(data, name, model, tta, whole_image, detector, scheme)
+    key = photo_key(data, name, settings, whole_image)
     cached = PHOTO_CACHE.get(key)
     if cached is not None:
         return cached
     with st.spinner("Finding and classifying faces…"), ANALYSIS_SLOTS.slot():
-        analysis = analyze_upload(data, name, cached_recognizer(model).for_scheme(scheme), tta=tta,
-                                  whole_image=whole_image, detector=detector, budgets=SERVER_BUDGETS)
+        analysis = analyze_upload(data, name, recognizer_for(settings, load=cached_recognizer), tta=settings.tta,
+                                  whole_image=whole_image, detector=settings.detector, budgets=settings.budgets)
     PHOTO_CACHE.put(key, analysis, analysis_bytes(analysis))
     return analysis
 
@@ -100,9 +102,8 @@ def analyse(upload, settings: UploadSettings) -> ImageAnalysis | str:
     """The analysis of one uploaded file, or one line saying why it cannot be used: a bad file
     among several must not cost the others their results."""
     try:
-        return cached_analysis(upload.getvalue(), upload.name, settings.model, settings.tta,
-                               st.session_state.get(f"whole_image_{upload.file_id}", False), settings.detector,
-                               settings.scheme)
+        return cached_analysis(upload.getvalue(), upload.name, settings.analysis,
+                               st.session_state.get(f"whole_image_{upload.file_id}", False))
     except ImageError as exc:
         return f"Cannot use {plain(upload.name)}: {plain(failure_reason(upload.name, exc))}"
     except ServerBusy as exc:
@@ -147,7 +148,7 @@ def upload_page() -> None:
     uploads = st.file_uploader("Photos", type=list(IMAGE_TYPES), accept_multiple_files=True,
                                help="JPEG, PNG, WebP, BMP or GIF (first frame); several at once are analysed "
                                     "one by one.")
-    recognizer = recognizer_or_error(model_path, settings.scheme)
+    recognizer = recognizer_or_error(model_path, settings.analysis.scheme)
     if not uploads:
         st.info("Upload a photo with one or more faces.")
         st.stop()

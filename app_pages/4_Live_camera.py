@@ -26,6 +26,7 @@ from fer_core.app.ui import (
 )
 from fer_core.inference.live import NO_FACE, LiveProcessor, LiveSession, LiveSettings
 from fer_core.model_card import fast_model_path
+from fer_core.settings import AnalysisSettings
 
 CHART_SECONDS = 20
 REFRESH_S = 0.5
@@ -142,16 +143,15 @@ def live_camera_page() -> None:
              "larger N keeps the frame rate up on a small CPU; boxes then lag fast moves a little.")
     emoji = st.sidebar.toggle("Emoji over the faces", value=False)
     bars = st.sidebar.toggle("Probability bars on the image", value=False)
-    tta = tta_toggle(model_path, value=False)
-    scheme = smile_view_toggle()
-    detector = detector_picker("live")
+    analysis = AnalysisSettings(model=str(model_path), tta=tta_toggle(model_path, value=False),
+                                scheme=smile_view_toggle(), detector=detector_picker("live"))
 
-    recognizer = recognizer_or_error(model_path, scheme)
+    recognizer = recognizer_or_error(model_path, analysis.scheme)
     if recognizer is None:
         st.stop()
     processor = session_processor(recognizer)
-    processor.settings = LiveSettings(smoothing_s=smoothing, detect_every=detect_every, tta=tta, emoji=emoji, bars=bars,
-                                      detector=detector)
+    processor.settings = LiveSettings(analysis, smoothing_s=smoothing, detect_every=detect_every, emoji=emoji,
+                                      bars=bars)
 
     camera, live = st.columns([3, 2])
     with camera:

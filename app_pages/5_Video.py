@@ -11,9 +11,10 @@ import streamlit as st
 from fer_core.app.charts import person_shares_chart, person_timeline_chart
 from fer_core.app.limits import ANALYSIS_SLOTS, SERVER_BUDGETS, ServerBusy
 from fer_core.app.ui import detector_picker, model_picker, plain, recognizer_or_error, tta_toggle
-from fer_core.app.upload import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
+from fer_core.app.video import VideoRun, VideoSettings, VideoUploadAnalysis, analyze_video_upload
 from fer_core.inference.people import emotion_shares, emotions_over_time, people, person_summary
 from fer_core.inference.video import VideoAnalysis, VideoError
+from fer_core.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,7 +32,9 @@ def sidebar_settings(model_path: Path | None) -> VideoSettings:
     tta = tta_toggle(model_path, value=True)
     annotate_video = st.sidebar.toggle("Write an annotated video", value=True)
     emoji = st.sidebar.toggle("Emoji over the faces", value=False, disabled=not annotate_video)
-    return VideoSettings(every, float(max_seconds), tta, annotate_video, emoji, detector_picker("video"))
+    analysis = AnalysisSettings(model=str(model_path), tta=tta, detector=detector_picker("video"),
+                                budgets=SERVER_BUDGETS)
+    return VideoSettings(analysis, every, float(max_seconds), annotate_video, emoji)
 
 
 ALL_PEOPLE = "Everyone (one chart each)"
@@ -57,10 +60,11 @@ def run_analysis(upload: UploadedFile, recognizer: EmotionRecognizer,
 
     try:
         with ANALYSIS_SLOTS.slot():
+            analysis = settings.analysis
             result = analyze_video_upload(upload.getvalue(), upload.name, recognizer, every=settings.every,
-                                          tta=settings.tta, max_seconds=settings.max_seconds,
+                                          tta=analysis.tta, max_seconds=settings.max_seconds,
                                           annotate_video=settings.annotate_video, emoji=settings.emoji,
-                                          progress=progress, detector=settings.detector, budgets=SERVER_BUDGETS)
+                                          progress=progress, detector=analysis.detector, budgets=analysis.budgets)
     except (VideoError, ServerBusy) as exc:
         bar.empty()
         st.error(f"Cannot analyse this file. {plain(exc)}")
@@ -134,10 +138,9 @@ def video_page() -> None:
         st.stop()
 
     if st.button("Analyse", type="primary"):
-        st.session_state["video_run"] = VideoRun(upload.file_id, str(model_path), settings,
-                                                 run_analysis(upload, recognizer, settings))
+        st.session_state["video_run"] = VideoRun(upload.file_id, settings, run_analysis(upload, recognizer, settings))
     stored: VideoRun | None = st.session_state.get("video_run")
-    if stored and (stored.file_id, stored.model, stored.settings) == (upload.file_id, str(model_path), settings):
+    if stored and (stored.file_id, stored.settings) == (upload.file_id, settings):
         if stored.result is not None:
             show_result(stored.result, upload.name.rsplit(".", 1)[0], settings.every)
     elif stored:

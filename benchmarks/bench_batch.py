@@ -28,6 +28,7 @@ import numpy as np
 from fer_core.inference.batch import BatchSettings, BatchSummary, Engine, run_batch
 from fer_core.machine import machine_info
 from fer_core.model_card import default_model_path
+from fer_core.settings import AnalysisSettings, default_detector
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("FER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fer_core.inference.batch_ray import ray_engine, this_package_first
 
-    settings = BatchSettings(model=str(Path(args.model).resolve()), every=args.every,
-                             segment_frames=args.segment_frames)
+    analysis = AnalysisSettings(model=str(Path(args.model).resolve()), detector=default_detector("batch"))
+    settings = BatchSettings(analysis, every=args.every, segment_frames=args.segment_frames)
     print(machine_info())
     print(f"model {Path(args.model).name}; {args.images} photos and a {args.clip_seconds:g} s clip "
           f"(640x480, {CLIP_FPS} fps, every {args.every}th frame, {args.segment_frames}-frame segments)")

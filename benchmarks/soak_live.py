@@ -31,6 +31,7 @@ from fer_core.inference.live import LiveProcessor, LiveSession, LiveSettings
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
+from fer_core.settings import AnalysisSettings, default_detector
 
 PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
 FRAME_W, FRAME_H, PHOTO_SIDE = 640, 480, 400
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     model = Path(args.model) if args.model else default_model_path()
     photo = load_photo()
     recognizer = EmotionRecognizer(model)
-    settings = LiveSettings(smoothing_s=args.smoothing, detect_every=args.detect_every, tta=args.tta,
-                            emoji=args.emoji, bars=args.bars)
+    analysis = AnalysisSettings(model=str(model), detector=default_detector("live"), tta=args.tta)
+    settings = LiveSettings(analysis, smoothing_s=args.smoothing, detect_every=args.detect_every, emoji=args.emoji,
+                            bars=args.bars)
     processor = LiveProcessor(recognizer, settings=settings)
     session = LiveSession(recognizer.labels)
     processor.process(moving_frame(photo, 0.0))  # warm-up: the first call traces the model

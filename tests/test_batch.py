@@ -27,6 +27,7 @@ from fer_core.inference.batch import (
     run_batch,
 )
 from fer_core.labels import FER_LABELS
+from fer_core.settings import AnalysisSettings, default_detector
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP_FRAMES = 24
@@ -67,8 +68,9 @@ def inputs(astronaut_path, tmp_path_factory) -> Path:
     return folder
 
 
-def settings_for(model: Path) -> BatchSettings:
-    return BatchSettings(model=str(model), every=EVERY, segment_frames=SEGMENT)
+def settings_for(model: Path, every: int = EVERY) -> BatchSettings:
+    return BatchSettings(AnalysisSettings(model=str(model), detector=default_detector("batch")), every=every,
+                         segment_frames=SEGMENT)
 
 
 def table(out: Path) -> pd.DataFrame:
@@ -247,7 +249,7 @@ def test_a_folder_of_other_settings_or_other_files_is_refused(inputs, tiny_model
     out = tmp_path / "results"
     run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path))
     with pytest.raises(BatchError, match="every 2 → 3"):
-        run_batch([inputs / "small.jpg"], out, BatchSettings(str(tiny_model_path), every=3, segment_frames=SEGMENT))
+        run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path, every=3))
     with pytest.raises(FileNotFoundError, match="no such model file"):
         run_batch([inputs / "small.jpg"], tmp_path / "new", settings_for(tmp_path / "missing.keras"))
     assert not (tmp_path / "new").exists()
@@ -255,6 +257,21 @@ def test_a_folder_of_other_settings_or_other_files_is_refused(inputs, tiny_model
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(BatchError, match="not empty"):
         run_batch([inputs / "small.jpg"], tmp_path / "other", settings_for(tiny_model_path))
+
+
+def test_a_results_folder_written_before_the_settings_held_an_analysis_resumes(inputs, tiny_model_path, tmp_path):
+    """``_batch.json`` as earlier versions wrote it (``asdict`` of a flat BatchSettings): the same
+    settings given again resume the folder instead of refusing it, and another setting is still named."""
+    out = tmp_path / "results"
+    first = run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path))
+    earlier = {"model": str(tiny_model_path), "every": EVERY, "tta": True, "scheme": None, "segment_frames": SEGMENT,
+               "detector": default_detector("batch")}
+    (out / "_batch.json").write_text(json.dumps(earlier, indent=2))
+    again = run_batch([inputs / "small.jpg", inputs / "astronaut.png"], out, settings_for(tiny_model_path))
+    assert (first.items, again.skipped, again.items) == (1, 1, 1)
+    without_tta = settings_for(tiny_model_path).analysis.with_changes(tta=False)
+    with pytest.raises(BatchError, match="tta True → False"):
+        run_batch([inputs / "small.jpg"], out, BatchSettings(without_tta, every=EVERY, segment_frames=SEGMENT))
 
 
 def test_resume_drops_unrecorded_parts_and_a_torn_manifest_line(local_rows, inputs, tiny_model_path, tmp_path):

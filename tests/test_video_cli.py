@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from helpers import fail_analysis_of_frame
 
-from fer_core.app.upload import analyze_video_upload
+from fer_core.app.video import analyze_video_upload
 from fer_core.cli import main
 from fer_core.inference.video import AnnotatedWriter, VideoError, analyze_video, upright
 from fer_core.labels import FER_LABELS

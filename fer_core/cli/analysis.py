@@ -17,7 +17,6 @@ from fer_core.cli.common import (
     import_tensorflow_quietly,
     positive_float,
     positive_int,
-    recognizer_for,
 )
 from fer_core.outputs import OutputError, display_path, replacing, write_output
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fer_core.data import load_dataset, normalise_split
+    from fer_core.inference.pipeline import recognizer_for
     from fer_core.training.metrics import evaluate_faces, report_text
 
     settings = analysis_settings(args)
@@ -183,13 +183,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     record with ``status: error``) and the run goes on; the exit code is 1 when any input failed.
     ``--annotate``'s folder is checked before the first image is analysed (:func:`check_outputs`).
     """
-    from fer_core.inference.detect import detector_for
     from fer_core.inference.inputs import MISSING_REASON, find_images
+    from fer_core.inference.pipeline import recognizer_for, settings_detector
 
     files, missing = find_images(args.paths)
     settings = analysis_settings(args)
     recognizer = recognizer_for(settings)
-    detector = None if args.whole_image else detector_for(settings.detector, "photo")
+    detector = None if args.whole_image else settings_detector(settings, "photo")
     run = PredictRun(args, recognizer, detector, _record_writer(args, recognizer.labels))
     try:
         for path in missing:
@@ -245,13 +245,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     """The clip's faces over time; ``--csv``, ``--people-csv`` and ``--annotate`` are checked before the first frame
     (:func:`check_outputs`) and written whole (the annotated copy through a temporary file renamed when the
     analysis ends)."""
-    from fer_core.inference.detect import detector_for
     from fer_core.inference.people import person_summary
+    from fer_core.inference.pipeline import recognizer_for, settings_detector
     from fer_core.inference.video import VideoError, VideoTooLarge, analyze_video
 
     settings = analysis_settings(args)
     recognizer = recognizer_for(settings)
-    detector = detector_for(settings.detector, "photo")
+    detector = settings_detector(settings, "photo")
     try:
         with _annotated_copy(args.annotate) as annotate_path:
             analysis = analyze_video(args.input, recognizer, every=args.every, annotate_path=annotate_path,
@@ -332,8 +332,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from fer_core.inference.batch import BatchError, BatchSettings, progress_line, run_batch
 
     analysis = analysis_settings(args)
-    settings = BatchSettings(model=str(Path(analysis.model).resolve()), every=args.every, tta=analysis.tta,
-                             scheme=analysis.scheme, segment_frames=args.segment_frames, detector=analysis.detector)
+    settings = BatchSettings(analysis.with_changes(model=str(Path(analysis.model).resolve())), every=args.every,
+                             segment_frames=args.segment_frames)
     engine = None
     if args.engine == "ray":  # the workers load TensorFlow; this process only writes their rows
         from fer_core.inference.batch_ray import ray_engine

@@ -8,12 +8,8 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fer_core.settings import AnalysisSettings, Use, default_detector
-
-if TYPE_CHECKING:
-    from fer_core.inference.recognizer import EmotionRecognizer
 
 VERBOSE_HELP = "show TensorFlow's start-up messages and the traceback of each failed input"
 
@@ -111,10 +107,3 @@ def analysis_settings(args: argparse.Namespace) -> AnalysisSettings:
     if getattr(args, "detector", None):
         settings = settings.with_changes(detector=args.detector)
     return settings
-
-
-def recognizer_for(settings: AnalysisSettings) -> EmotionRecognizer:
-    """The recognizer of ``settings``' model, reporting its label view."""
-    from fer_core.inference.recognizer import EmotionRecognizer
-
-    return EmotionRecognizer(settings.model).for_scheme(settings.scheme)

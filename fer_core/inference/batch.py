@@ -28,13 +28,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer_core.inference.inputs import MISSING_REASON, Input, expand_inputs, input_failure
 from fer_core.outputs import display_path
-from fer_core.settings import DEFAULT_DETECTORS
+from fer_core.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     import pyarrow
@@ -117,14 +117,21 @@ def plan_units(items: Sequence[WorkItem], images_per_unit: int = IMAGES_PER_UNIT
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What the rows depend on; a results folder holds the rows of one set of settings."""
+    """What the rows depend on: the analysis (model, detector, test-time augmentation, label view),
+    every how many video frames, and the frames per video segment. A results folder holds the rows of
+    one set of settings, recorded in its ``_batch.json`` (:meth:`record`)."""
 
-    model: str
+    analysis: AnalysisSettings
     every: int = 5
-    tta: bool = True
-    scheme: str | None = None
     segment_frames: int = SEGMENT_FRAMES
-    detector: str = DEFAULT_DETECTORS["batch"]
+
+    def record(self) -> dict:
+        """The settings as ``_batch.json`` holds them: one flat object, ``model, every, tta, scheme,
+        segment_frames, detector``, the format every results folder has been written in, so an earlier
+        run's folder resumes. The budgets are left out: they bound the work, they do not change a row."""
+        analysis = self.analysis
+        return {"model": analysis.model, "every": self.every, "tta": analysis.tta, "scheme": analysis.scheme,
+                "segment_frames": self.segment_frames, "detector": analysis.detector}
 
 
 def batch_schema(labels: Sequence[str]) -> pyarrow.Schema:
@@ -146,13 +153,11 @@ class BatchAnalyzer:
     items through it. Any failure of an item becomes that item's error row; the others go on."""
 
     def __init__(self, settings: BatchSettings):
-        from fer_core.inference.recognizer import EmotionRecognizer
+        from fer_core.inference.pipeline import recognizer_for, settings_detector
 
         self.settings = settings
-        from fer_core.inference.detect import detector_for
-
-        self.recognizer = EmotionRecognizer(settings.model).for_scheme(settings.scheme)
-        self.detector = detector_for(settings.detector, "photo")  # as predict and video detect
+        self.recognizer = recognizer_for(settings.analysis)
+        self.detector = settings_detector(settings.analysis, "photo")  # as predict and video detect
         self.model_name = self.recognizer.card.name
 
     def analyze(self, unit: WorkUnit) -> list[dict]:
@@ -175,7 +180,7 @@ class BatchAnalyzer:
         from fer_core.inference.pipeline import analyze_image
 
         results = analyze_image(read_image(item.source), self.recognizer, detector=self.detector,
-                                tta=self.settings.tta)
+                                tta=self.settings.analysis.tta)
         return [self.face_row(item, face) for face in results] or [self.head(item, "ok")]
 
     def video_rows(self, item: WorkItem) -> list[dict]:
@@ -183,8 +188,8 @@ class BatchAnalyzer:
         from fer_core.inference.video import analyze_video
 
         frames = range(item.start, sys.maxsize if item.stop is None else item.stop)
-        analysis = analyze_video(item.source, self.recognizer, every=self.settings.every, tta=self.settings.tta,
-                                 detector=self.detector, frames=frames)
+        analysis = analyze_video(item.source, self.recognizer, every=self.settings.every,
+                                 tta=self.settings.analysis.tta, detector=self.detector, frames=frames)
         rows = [self.head(item, "ok") | row | {"model": self.model_name} for row in analysis.rows]
         if analysis.error:
             rows.append(self.error_row(item, analysis.error) | {"frame": analysis.frames_read})
@@ -227,7 +232,7 @@ class ResultsFolder:
 
     def _check_settings(self, settings: BatchSettings) -> None:
         path = self.folder / SETTINGS_FILE
-        wanted = asdict(settings)
+        wanted = settings.record()
         if path.is_file():
             previous = json.loads(path.read_text())
             if previous != wanted:
@@ -450,10 +455,11 @@ def run_batch(paths: Sequence[str | os.PathLike], out: str | os.PathLike, settin
     from fer_core.labels import get_scheme
     from fer_core.model_card import ModelCard
 
-    if not Path(settings.model).is_file():
-        raise FileNotFoundError(f"{settings.model}: no such model file")
-    card = ModelCard.load(settings.model)
-    labels = get_scheme(settings.scheme).labels if settings.scheme else card.labels
+    analysis = settings.analysis
+    if not Path(analysis.model).is_file():
+        raise FileNotFoundError(f"{analysis.model}: no such model file")
+    card = ModelCard.load(analysis.model)
+    labels = get_scheme(analysis.scheme).labels if analysis.scheme else card.labels
     results = ResultsFolder(out, settings, labels)
     inputs = expand_inputs(paths)
     if not inputs:

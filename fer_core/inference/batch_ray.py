@@ -106,7 +106,7 @@ def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: B
     queue = deque(units)
     running: dict = {}  # result reference → (unit, index of its actor, the actor)
     rounds: dict[WorkUnit, int] = {}  # times a unit came back with its worker dead
-    model_name = ModelCard.load(settings.model).name
+    model_name = ModelCard.load(settings.analysis.model).name
 
     def submit(slot: int) -> None:
         if queue:

@@ -3,19 +3,26 @@
 The upload page, the predict CLI, the video analysis and the live camera all call
 :func:`analyze_image`, so a face gets the same crop, preprocessing, test-time augmentation and
 calibration wherever it comes from. All faces of an image go to the model in one batch.
+
+An analysis is asked for with one :class:`~fer_core.settings.AnalysisSettings`; :func:`recognizer_for`
+and :func:`settings_detector` turn it into the recognizer and the detector, and :func:`crop_margin` says
+how the faces of that detector are cut out for that model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from fer_core.inference.crop import crop_faces
-from fer_core.inference.detect import Box, Detector, detector_for, to_gray
+from fer_core.inference.detect import Box, Detector, Use, detector_for, to_gray
 from fer_core.inference.recognizer import EmotionRecognizer, TopLabel
 from fer_core.model_format import FACE_MARGIN
+from fer_core.settings import AnalysisSettings
+
+WHOLE_IMAGE_MARGIN = 0.0  # an image classified whole is taken to be the face's frame
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,26 @@ class FaceCrops:
     faces: np.ndarray  # (N, 48, 48) uint8
 
 
+def recognizer_for(settings: AnalysisSettings,
+                   load: Callable[[str], EmotionRecognizer] = EmotionRecognizer) -> EmotionRecognizer:
+    """The recognizer an analysis asks for: its model, seen through its label view. ``load`` turns a model
+    path into a recognizer; a surface that keeps its models loaded (the app's cache, the HTTP API's
+    preloaded models) passes its own."""
+    return load(settings.model).for_scheme(settings.scheme)
+
+
+def settings_detector(settings: AnalysisSettings, use: Use = "photo") -> Detector:
+    """The process's shared detector an analysis asks for, with its settings for photos or for frames."""
+    return detector_for(settings.detector, use)
+
+
+def crop_margin(recognizer: EmotionRecognizer, detector: Detector | None) -> float:
+    """The margin faces are cut out with: the one the model's card records for ``detector``'s boxes
+    (:meth:`fer_core.model_card.ModelCard.crop_margin_for`), or none for the whole image classified as
+    one face (``detector`` ``None``)."""
+    return WHOLE_IMAGE_MARGIN if detector is None else recognizer.card.crop_margin_for(detector.name)
+
+
 def largest_faces(boxes: Sequence[Box], n: int | None) -> list[Box]:
     """The ``n`` largest boxes by area (all of them for ``None``), kept in their left-to-right order."""
     boxes = list(boxes)
@@ -55,10 +82,10 @@ def crop_image_faces(image_bgr: np.ndarray, recognizer: EmotionRecognizer, detec
     if whole_image:
         height, width = gray.shape
         boxes: list[Box] = [(0, 0, width, height)]
-        return FaceCrops(boxes, crop_faces(gray, boxes, 0.0))
+        return FaceCrops(boxes, crop_faces(gray, boxes, crop_margin(recognizer, None)))
     detector = detector or detector_for()
     boxes = largest_faces(detector.detect(image_bgr), max_faces)
-    return FaceCrops(boxes, crop_faces(gray, boxes, recognizer.card.crop_margin_for(detector.name)))
+    return FaceCrops(boxes, crop_faces(gray, boxes, crop_margin(recognizer, detector)))
 
 
 def face_results(boxes: Sequence[Box], probabilities: np.ndarray, labels: Sequence[str]) -> list[FaceResult]:

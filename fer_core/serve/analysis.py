@@ -111,19 +111,20 @@ class Analyzer:
 
     def recognizer(self, settings: AnalysisSettings) -> EmotionRecognizer:
         """The loaded recognizer of ``settings.model``, seen through ``settings.scheme``."""
-        return self.recognizers[Path(settings.model)].for_scheme(settings.scheme)
+        from fer_core.inference.pipeline import recognizer_for
+
+        return recognizer_for(settings, load=lambda model: self.recognizers[Path(model)])
 
     def prepare(self, item: ImageInput, settings: AnalysisSettings, whole_image: bool = False,
                 max_faces: int | None = None) -> Prepared | ImageOutcome:
         """Decoding (bytes and pixels checked against the budgets first, the pixels from the header),
         detection and cropping of one image; an outcome when it is refused."""
-        from fer_core.inference.detect import detector_for
         from fer_core.inference.images import ImageError, ImageTooLarge, decode_image, failure_reason
-        from fer_core.inference.pipeline import crop_image_faces
+        from fer_core.inference.pipeline import crop_image_faces, settings_detector
 
         try:
             image = decode_image(item.data, item.name, settings.budgets)
-            detector = None if whole_image else detector_for(settings.detector, "photo")
+            detector = None if whole_image else settings_detector(settings, "photo")
             return Prepared(item.name, crop_image_faces(image, self.recognizer(settings), detector,
                                                         whole_image=whole_image, max_faces=max_faces))
         except ImageTooLarge as exc:

@@ -24,16 +24,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_core.inference.detect import Detector, detector_for, to_gray
+from fer_core.inference.detect import Detector, to_gray
 from fer_core.inference.draw import annotate
-from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes
+from fer_core.inference.pipeline import FaceResult, analyze_image, classify_boxes, crop_margin, settings_detector
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.inference.tracking import FaceTracker, track_result
-from fer_core.settings import DEFAULT_DETECTORS
+from fer_core.model_card import fast_model_path
+from fer_core.settings import AnalysisSettings, default_detector
 
 LOGGER = logging.getLogger(__name__)
 
@@ -42,23 +43,33 @@ QUEUE_SIZE = 600  # records waiting for the page; the oldest is dropped when the
 ERROR_LOG_INTERVAL_S = 10.0  # the same frame error's traceback is logged at most this often
 
 
+def live_analysis() -> AnalysisSettings:
+    """What the live camera starts with: the fast model, the live detector and no test-time
+    augmentation (a frame has milliseconds)."""
+    return AnalysisSettings(model=str(fast_model_path()), detector=default_detector("live"), tta=False)
+
+
 @dataclass(frozen=True)
 class LiveSettings:
     """What the page's controls set; replaced as a whole (one attribute write) while frames flow.
 
+    ``analysis``: the detector (at its frame settings) and the test-time augmentation used on each
+    frame; its model and label view name the recognizer the processor was given.
     ``smoothing_s``: time constant of the probability average in seconds (0: no smoothing; after
     ``smoothing_s`` a change of expression is 63% shown). ``detect_every``: run the detector on every
     Nth frame and re-classify the last boxes in between (the detector is the slowest step).
-    ``detector``: which face detector (:data:`fer_core.inference.detect.DETECTOR_NAMES`), at its
-    frame settings.
     """
 
+    analysis: AnalysisSettings = field(default_factory=live_analysis)
     smoothing_s: float = 0.5
     detect_every: int = 2
-    tta: bool = False
     emoji: bool = False
     bars: bool = False
-    detector: str = DEFAULT_DETECTORS["live"]
+
+    @property
+    def tta(self) -> bool:
+        """Whether each frame's faces are classified with test-time augmentation (the analysis's)."""
+        return self.analysis.tta
 
 
 @dataclass(frozen=True)
@@ -82,11 +93,11 @@ class LiveProcessor:
     """
 
     def __init__(self, recognizer: EmotionRecognizer, detector: Detector | None = None,
-                 settings: LiveSettings = LiveSettings(), clock: Callable[[], float] = time.monotonic,
+                 settings: LiveSettings | None = None, clock: Callable[[], float] = time.monotonic,
                  queue_size: int = QUEUE_SIZE):
         self.recognizer = recognizer
-        self.detector = detector  # None: the one LiveSettings.detector names, at frame settings
-        self.settings = settings
+        self.detector = detector  # None: the one LiveSettings.analysis names, at frame settings
+        self.settings = settings or LiveSettings()
         self.clock = clock
         self.records: queue.Queue[FrameRecord] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
@@ -142,14 +153,15 @@ class LiveProcessor:
             return annotated
 
     def _faces(self, frame_bgr: np.ndarray, now: float, settings: LiveSettings) -> list[FaceResult]:
-        detector = self.detector or detector_for(settings.detector, "frame")
+        detector = self.detector or settings_detector(settings.analysis, "frame")
+        tta = settings.tta
         if self.frames % max(1, settings.detect_every) == 0:
-            results = analyze_image(frame_bgr, self.recognizer, detector, tta=settings.tta)
+            results = analyze_image(frame_bgr, self.recognizer, detector, tta=tta)
             tracks = self.tracker.update([r.box for r in results])
         else:
             tracks = self.tracker.seen()
             results = classify_boxes(to_gray(frame_bgr), [t.box for t in tracks], self.recognizer,
-                                     tta=settings.tta, margin=self.recognizer.card.crop_margin_for(detector.name))
+                                     tta=tta, margin=crop_margin(self.recognizer, detector))
         for track, result in zip(tracks, results):
             track.smooth(np.fromiter(result.probabilities.values(), np.float64), now, settings.smoothing_s)
         return [track_result(t, self.recognizer.labels) for t in sorted(self.tracker.tracks, key=lambda t: t.id)]
