@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_core.inference.speed import machine_info
+from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
 CHROMIUM = "/usr/bin/chromium"
