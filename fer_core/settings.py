@@ -79,7 +79,7 @@ def env_name(field_name: str) -> str:
 
 # The face detector each use starts with. Chosen by the rule in docs/detectors.md on the measurements of
 # benchmarks/detector_study.py; a user can always pick another one in the sidebar or with --detector.
-DEFAULT_DETECTORS: dict[str, str] = {"photo": "haar", "video": "haar", "batch": "haar", "live": "haar"}
+DEFAULT_DETECTORS: dict[str, str] = {"photo": "yunet", "video": "yunet", "batch": "yunet", "live": "yunet"}
 
 
 def default_detector(use: Use) -> str:

@@ -46,6 +46,17 @@ def test_detector_study_runs_with_its_candidates(detector_study, fer_dir, astron
     sys.modules.pop("detector_study", None)
 
 
+@pytest.mark.slow  # well over 20 s on 2 cores: every candidate of the rule on the real photos and 62 scene faces
+def test_the_default_detectors_are_the_rules_pick(detector_study, fer_dir, astronaut_path, capsys):
+    """fer_core.settings.DEFAULT_DETECTORS is what the rule of docs/detectors.md picks (the study's --check) on
+    the real photos and a small scene set, where the picks are those of the full study."""
+    code = detector_study.main(["--data", str(fer_dir), "--photos", str(astronaut_path.parent), "--per-class", "2",
+                                "--scenes", "6", "--repeats", "10", "--check"])
+    out = capsys.readouterr().out
+    sys.modules.pop("detector_study", None)
+    assert code == 0, out[out.index("the rule's pick"):]
+
+
 def test_paired_comparison_counts_the_faces_only_one_model_gets_right():
     from fer_core.training.metrics import paired_comparison
 

@@ -216,9 +216,9 @@ def detector_picker(use: Use, key: str = "detector") -> str:
     name = st.sidebar.selectbox(
         "Face detector", DETECTOR_NAMES, index=DETECTOR_NAMES.index(default_detector(use)), key=key,
         format_func=lambda n: DETECTOR_LABELS.get(n, n),
-        help="YuNet and BlazeFace, small CNNs, also find tilted, turned and unevenly lit faces (BlazeFace "
-             "more of the small and tilted ones, YuNet with fewer false boxes); the Haar cascade (2001) finds "
-             "frontal faces only.")
+        help="YuNet, a small CNN, finds faces of every size, tilted, turned and unevenly lit, with few false "
+             "boxes; BlazeFace finds more tilted faces near the camera but misses the small faces of a group "
+             "photo; the Haar cascade (2001) finds frontal faces only. docs/detectors.md compares them.")
     try:
         detector_for(name, "frame" if use == "live" else "photo")
     except DetectorError as exc:

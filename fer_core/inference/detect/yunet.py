@@ -66,9 +66,12 @@ class YuNetSettings:
     scales: tuple[float, ...] = (1.0,)
 
 
-# Chosen with benchmarks/detector_study.py (faces found against false boxes and time).
-PHOTO_SETTINGS = YuNetSettings(max_side=640, min_face=40, min_score=0.6)
-FRAME_SETTINGS = YuNetSettings(max_side=320, min_face=48, min_score=0.6)
+# Chosen by the rule of docs/detectors.md on benchmarks/detector_study.py's measurements. Photos: a
+# 1024-px copy finds the ~30-px faces of a downscaled group photo with no false box (640 px gave one),
+# and boxes down to 24 px keep correct boxes of 64-px faces that a 40-px minimum threw away; an enlarged
+# 1.5x copy finds more small faces but costs four times as much per video frame, over the rule's cap.
+PHOTO_SETTINGS = YuNetSettings(max_side=1024, min_face=24, min_score=0.6)
+FRAME_SETTINGS = YuNetSettings(max_side=320, min_face=24, min_score=0.6)
 
 
 def check_weights(path: Path) -> None:
