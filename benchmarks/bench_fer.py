@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench_inference import interleaved_ms, webcam_frame
 
-from fer_core.inference.detect.haar import FRAME_SETTINGS, HaarDetector
+from fer_core.inference.detect import detector_for
 from fer_core.inference.pipeline import analyze_image
 from fer_core.inference.recognizer import EmotionRecognizer
 from fer_core.labels import FER7
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     fer_tflite, fer_keras = FER(mtcnn=False, use_tflite=True), FER(mtcnn=False, use_tflite=False)
     ours = f"ours ({recognizer.model_path.stem}, {recognizer.backend.split(' (')[0]})"
     print(f"{machine_info().describe()}")
-    frame, detector = webcam_frame(), HaarDetector(FRAME_SETTINGS)
+    frame, detector = webcam_frame(), detector_for(use="frame")
     print(f"faces found in the frame: ours {len(analyze_image(frame, recognizer, detector, tta=False))}, "
           f"fer {len(fer_tflite.detect_emotions(frame))}")
     frame_ms = interleaved_ms({

@@ -1,6 +1,6 @@
 """The shipped models side by side on this machine, each through Keras and through its exported file
 (ONNX Runtime) where it ships one: batched faces/s (batches of 32 and 256), single-face latency and
-a full 640×480 frame with one face (detect → crop → classify, frame detector settings, no TTA).
+a full 640×480 frame with one face (detect with the live camera's default detector → crop → classify, no TTA).
 
 Each repeat times every model in turn, so a change in the machine's load touches them alike; the
 CPU's vector flags and the load average are printed beside the figures, which compare only within
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bench_inference import interleaved_ms, recognizers_to_compare, webcam_frame
 
-from fer_core.inference.detect.haar import FRAME_SETTINGS, HaarDetector
+from fer_core.inference.detect import detector_for
 from fer_core.inference.pipeline import analyze_image
 from fer_core.machine import machine_info
 from fer_core.model_card import list_models
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     recognizers = {f"{label} {path}": r for label, p in zip(model_labels(paths), paths)
                    for path, r in recognizers_to_compare(p).items()}
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
-    frame, detector = webcam_frame(), HaarDetector(FRAME_SETTINGS)
+    frame, detector = webcam_frame(), detector_for(use="frame")
     print(f"machine: {machine_info().describe()}")
     batched = {size: interleaved_ms({n: (lambda r=r: r.predict_proba(faces[:size], tta=False))
                                      for n, r in recognizers.items()}, max(5, args.repeats // 3))
