@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -37,16 +38,20 @@ from fer_core.inference.speed import matmul_gflops, model_flops
 from fer_core.machine import machine_info
 from fer_core.model_card import PROJECT_ROOT, default_model_path
 
-PHOTO = PROJECT_ROOT.parent / "shared" / "data" / "photos" / "astronaut.png"
+PHOTO = Path(os.environ.get("FER_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data")) / "photos" / "astronaut.png"
 
 
 def webcam_frame() -> np.ndarray:
-    """640×480 BGR frame with one face about 130 px wide (the astronaut photo, or a drawn face)."""
+    """640×480 BGR frame with one face about 130 px wide: the astronaut photo. Where the photo is absent
+    (``../shared/data``, or ``$FER_SHARED_DATA``) the frame is blank and says so on stderr, since a frame
+    without a face times the detector alone."""
     import cv2
 
     frame = np.full((480, 640, 3), 90, np.uint8)
     if PHOTO.is_file():
         frame[:, 80:560] = cv2.resize(cv2.imread(str(PHOTO)), (480, 480), interpolation=cv2.INTER_AREA)
+    else:
+        print(f"{PHOTO} not found: the frame has no face (set FER_SHARED_DATA)", file=sys.stderr)
     return frame
 
 
