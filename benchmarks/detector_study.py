@@ -335,8 +335,9 @@ def rule_pick(candidates: dict[str, Candidate], measures: dict[str, Measure], us
     """The candidate the rule picks for ``use`` (a key of ``candidates``)."""
     settings = USE_SETTINGS[use]
     haar = measures[f"haar {settings}"]
+    fallback = f"haar {settings}"  # Haar is the fallback: it stays eligible whatever its own cost
     eligible = [name for name, c in candidates.items()
-                if c.settings == settings and qualifies(measures[name], haar, use)]
+                if c.settings == settings and (name == fallback or qualifies(measures[name], haar, use))]
     cost = (lambda m: m.ms_frame) if settings == "frame" else (lambda m: m.ms_photo)
     return max(eligible, key=lambda n: (measures[n].score, -measures[n].real.false_boxes - measures[n].scene_false,
                                         candidates[n].offered is not None, -cost(measures[n])))
