@@ -104,7 +104,7 @@ def _free_port() -> int:
 def test_the_image_builds_runs_and_reports_healthy():
     reason = _docker_unavailable()
     if reason:
-        pytest.skip(f"{reason}: the image cannot be built here (README 'Deployment' has the commands)")
+        pytest.skip(f"{reason}: the image cannot be built here (docs/deployment.md has the commands)")
     tag, port = "fer-dashboard:test", _free_port()
     subprocess.run(["docker", "build", "-t", tag, str(ROOT)], check=True, timeout=1800)
     container = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8501", tag],
