@@ -120,14 +120,15 @@ def wait_until_healthy(server: AppServer) -> None:
 
 
 @contextmanager
-def running_app(model_path: Path, log: Path) -> Iterator[AppServer]:
-    """`streamlit run streamlit_app.py` on a free port with FER_MODEL set; stopped whatever happens."""
+def running_app(model_path: Path, log: Path, **extra_env: str) -> Iterator[AppServer]:
+    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1 with FER_MODEL (and ``extra_env``) set;
+    stopped whatever happens."""
     port = free_port()
-    env = dict(os.environ, FER_MODEL=str(model_path), FER_ICE_SERVERS="")
+    env = dict(os.environ, FER_MODEL=str(model_path), FER_ICE_SERVERS="", **extra_env)
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = AppServer(f"http://127.0.0.1:{port}", log, process)
     try:

@@ -94,3 +94,22 @@ def two_people_clip(photo_path: Path, path: Path, frames: int = 6, fps: int = 10
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
         container.mux(stream.encode(None))
     return path
+
+
+def write_clip(path: Path, side: int, frames: int, fps: int = 25) -> Path:
+    """An H.264 clip of gray frames (tiny whatever its size: x264 at the lowest quality)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
+        frame = av.VideoFrame(side, side, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        for index in range(frames):
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

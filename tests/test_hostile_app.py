@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import write_clip
 from streamlit.testing.v1 import AppTest
 
 from fer_core.data.roots import OUTSIDE_MESSAGE, OutsideRoots, data_roots, find_datasets, resolve_under_roots
@@ -357,25 +358,6 @@ def test_upload_page_says_the_server_is_busy_when_every_slot_is_taken(tiny_model
 
 
 # --------------------------------------------------------------------------- video budgets
-
-
-def write_clip(path: Path, side: int, frames: int, fps: int = 25) -> Path:
-    """An H.264 clip of gray frames (tiny whatever its size: x264 at the lowest quality)."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
-        frame = av.VideoFrame(side, side, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        for index in range(frames):
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def test_a_video_over_the_frame_budget_is_refused_from_its_header(tmp_path, tiny_recognizer):

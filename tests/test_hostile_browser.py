@@ -4,9 +4,6 @@ refused from its header while the server keeps answering its health check."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -19,18 +16,17 @@ from browser_support import (
     CHROMIUM,
     CHROMIUM_FLAGS,
     PAGE_TIMEOUT_MS,
-    AppServer,
-    free_port,
     needs_chromium,
     new_page,
+    running_app,
     save_screenshot,
     shown_exceptions,
     upload,
-    wait_until_healthy,
 )
+from helpers import write_clip
 
 from fer_core.app.ui import HOME_PAGE, existing_pages
-from fer_core.model_card import PROJECT_ROOT, default_model_path
+from fer_core.model_card import default_model_path
 
 pytestmark = [needs_chromium, pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
@@ -42,27 +38,9 @@ def app_model(request) -> Path:
     return shipped if shipped.is_file() else request.getfixturevalue("tiny_model_path")
 
 
-@contextmanager
-def fresh_server(model: Path, log: Path, **env: str) -> Iterator[AppServer]:
+def fresh_server(model: Path, log: Path, **env: str):
     """`streamlit run streamlit_app.py` in a new process on 127.0.0.1, so that no session has run yet."""
-    port = free_port()
-    environ = dict(os.environ, FER_MODEL=str(model), FER_ICE_SERVERS="", **env)
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=PROJECT_ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT)
-    server = AppServer(f"http://127.0.0.1:{port}", log, process)
-    try:
-        wait_until_healthy(server)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    return running_app(model, log, **env)
 
 
 @contextmanager
@@ -97,25 +75,6 @@ def test_a_deep_link_as_the_first_request_keeps_the_router(app_model, tmp_path):
             assert not any("streamlit app" in entry.lower() for entry in entries)
             assert not shown_exceptions(page)
             page.context.close()
-
-
-def write_video_bomb(path: Path, side: int = 8000, frames: int = 20) -> Path:
-    """The issue's video bomb: ``frames`` gray ``side`` × ``side`` frames in H.264, a few hundred KB."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
-        frame = av.VideoFrame(side, side, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        for index in range(frames):
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 class HealthWatch:
@@ -164,7 +123,7 @@ def press_analyse_until(page, shown, tries: int = 3, wait_ms: int = 20_000) -> f
 
 
 def test_a_video_bomb_is_refused_from_its_header_while_the_server_stays_healthy(app_model, tmp_path):
-    bomb = write_video_bomb(tmp_path / "bomb.mp4")
+    bomb = write_clip(tmp_path / "bomb.mp4", 8000, 20)  # the issue's video bomb: a few hundred KB
     assert bomb.stat().st_size < 1_000_000
     with fresh_server(app_model, tmp_path / "streamlit.log") as server, browser() as chromium:
         page = new_page(chromium)
