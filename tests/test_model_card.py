@@ -54,3 +54,23 @@ def test_models_are_listed_shipped_first_with_readable_labels(tmp_path):
     (tmp_path / "broken.keras").touch()
     (tmp_path / "broken.json").write_text("{not json")
     assert card.model_label(tmp_path / "broken.keras") == "broken"
+
+
+def test_git_tracks_only_the_two_shipped_models_and_their_files():
+    """`models/` holds what the product ships; other models live in docs/models.md with their commands."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (card.MODELS_DIR.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "models"], cwd=card.MODELS_DIR.parent, check=True,
+                             capture_output=True, text=True).stdout.split()
+    companions = (card.card_path, card.history_path, card.eval_path, card.misclassified_faces_path,
+                  card.exported_model_path)
+    expected = set()
+    for name in (card.DEFAULT_MODEL_NAME, card.FAST_MODEL_NAME):
+        model = card.MODELS_DIR / name
+        expected |= {f"models/{path.name}" for path in (model, *(f(model) for f in companions))}
+    assert sorted(tracked) == sorted(expected)
