@@ -8,22 +8,24 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core.app.ui import existing_pages, model_summary
-from fer_core.model_card import card_path, default_model_path
+from fer_core.model_card import card_path, default_model_path, fast_model_path, model_label
 
 
 def show_model() -> None:
-    st.subheader("Model")
+    st.subheader("Models")
     model_path = default_model_path()
     if not model_path.is_file():
         st.warning(f"No model at `{model_path}` yet: the pages that classify faces need one. Train one:")
         st.code("python -m fer_core train --help", language="bash")
         st.caption("Or point the app at another model with the FER_MODEL environment variable.")
         return
-    summary = model_summary(model_path)
-    accuracy = summary["accuracy"]
-    measured = f", {accuracy:.1%} validation accuracy" if accuracy is not None else ""
-    st.success(f"Loaded model **{summary['name']}** (`{model_path.name}`){measured}.")
-    st.markdown("Emotions it predicts: " + ", ".join(summary["labels"]))
+    st.success(f"Photos, videos and explanations: **{model_label(model_path)}** (`{model_path.name}`).")
+    fast_path = fast_model_path()
+    if fast_path.is_file() and fast_path != model_path:
+        st.info(f"The live camera: **{model_label(fast_path)}** (`{fast_path.name}`).")
+    st.markdown("Emotions they predict: " + ", ".join(model_summary(model_path)["labels"]))
+    st.caption("Figures: accuracy on FER2013's 3,589 PublicTest faces, from each model's card. "
+               "Every page's sidebar can switch models.")
     if not card_path(model_path).is_file():
         st.caption(f"No model card `{card_path(model_path).name}` beside it: assuming FER2013's 7 labels.")
 

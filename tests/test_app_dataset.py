@@ -48,7 +48,7 @@ def test_home_page_names_the_model_from_its_card(monkeypatch, tmp_path):
     model.with_suffix(".json").write_text(json.dumps(card))
     monkeypatch.setenv("FER_MODEL", str(model))
     at = run_page(HOME)
-    assert "smile net" in at.success[0].value and "87.7% validation accuracy" in at.success[0].value
+    assert "**smile_net — 87.7 %**" in at.success[0].value and not at.info  # FER_MODEL serves the camera too
     assert any("not_happy, happy" in text for text in markdown_texts(at))
 
 
@@ -58,6 +58,21 @@ def test_home_page_links_exactly_the_pages_that_exist():
     linked = [link.proto.page for link in at.get("page_link")]
     assert "Dataset" in linked
     assert set(linked) <= existing, "a link to a page file that does not exist"
+
+
+def test_home_page_names_each_shipped_model_by_its_role_and_accuracy(tmp_path, monkeypatch):
+    from helpers import shipped_pair_and_own_models
+
+    from fer_core import model_card
+
+    shipped_pair_and_own_models(tmp_path)
+    monkeypatch.setattr(model_card, "MODELS_DIR", tmp_path)
+    for variable in ("FER_MODEL", "FER_FAST_MODEL"):
+        monkeypatch.delenv(variable, raising=False)
+    at = run_page(HOME)
+    assert not at.exception
+    assert "**Accurate — ensemble of 6, 71.9 %**" in at.success[0].value
+    assert "**Fast — 1.2 M parameters, 69.6 %**" in at.info[0].value
 
 
 def test_router_names_home_first_and_routes_every_page_file():
