@@ -348,8 +348,8 @@ def default_matches(candidate: Candidate, use: str) -> bool:
     return candidate.offered == DEFAULT_DETECTORS[use]
 
 
-def print_header(n_real: int, n_scene: int) -> None:
-    sizes = "".join(f"{side:>6}px" for side in FACE_SIDES)
+def print_header(n_real: int, n_scene: int, sides: list[int]) -> None:
+    sizes = "".join(f"{side:>6}px" for side in sides)
     print(f"\nreal photos ({n_real} faces) | pasted faces found per size, hard scenes, all {n_scene} scene faces, "
           f"false boxes | CPU ms | mean share\n(CPU ms on one thread: photo, the mean over the photos of the median "
           f"per photo; frame, the median per 640x480 frame; frame budgets: photo use {VIDEO_FRAME_BUDGET_MS:.1f}, "
@@ -360,15 +360,16 @@ def print_header(n_real: int, n_scene: int) -> None:
 
 def print_row(name: str, m: Measure) -> None:
     real = f"{m.real.found:>3}/{m.real.faces:<2} {m.real.false_boxes:>5}"
-    cells = "".join(f"{m.pasted[side].recall:>8.1%}" for side in FACE_SIDES)
+    cells = "".join(f"{tally.recall:>8.1%}" for tally in m.pasted.values())
     print(f"{name:<40} {real} |{cells} {m.hard.recall:>7.1%} {m.scene_share:>7.1%} {m.scene_false:>5} |"
           f" {m.ms_photo:>7.1f} {m.ms_frame:>6.2f} | {m.score:>6.1%}", flush=True)
 
 
 def print_ceiling(measures: dict[str, Measure]) -> None:
     """What no candidate here can find: per size, the pasted faces at least one found."""
+    sides = next(iter(measures.values())).pasted
     found_by_any = {side: np.logical_or.reduce([m.pasted[side].found_each for m in measures.values()])
-                    for side in FACE_SIDES}
+                    for side in sides}
     cells = "".join(f"{found.mean():>8.1%}" for found in found_by_any.values())
     print(f"{'found by any of the ' + str(len(measures)):<52} |{cells}")
     never = ~np.logical_or.reduce(list(found_by_any.values()))
@@ -408,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--scenes", type=int, default=100, help="hard scenes (several tilted faces, uneven light)")
     parser.add_argument("--repeats", type=int, default=60, help="timed runs per frame (a twentieth of them per photo)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(FACE_SIDES), metavar="PX",
+                        help="sides of the pasted faces (a single size for a quick run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", action="store_true", help="also older settings and unions with Haar")
     parser.add_argument("--check", action="store_true", help="exit 1 unless DEFAULT_DETECTORS matches the picks")
@@ -422,9 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{sum(len(t) for _, t in photos)} faces in {len(photos)} real photos; {len(faces)} validation faces "
           f"pasted per size; {args.scenes} hard scenes of {FACES_PER_SCENE} faces; OpenCV threads: "
           f"{cv2.getNumThreads()}")
-    pasted = {side: pasted_scenes(faces, side, args.seed) for side in FACE_SIDES}
+    pasted = {side: pasted_scenes(faces, side, args.seed) for side in args.sizes}
     hard = hard_scenes(faces, args.scenes, args.seed)
-    print_header(sum(len(t) for _, t in photos), len(faces) * len(FACE_SIDES) + args.scenes * FACES_PER_SCENE)
+    print_header(sum(len(t) for _, t in photos), len(faces) * len(args.sizes) + args.scenes * FACES_PER_SCENE,
+                 args.sizes)
     measures = {}
     for name, measured in measure(candidates, photos, pasted, hard, args.repeats):
         print_row(name, measured)

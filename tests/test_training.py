@@ -492,44 +492,24 @@ def _without_tensorflow(code: str, *args: str, cwd: Path | None = None) -> subpr
                           timeout=600)
 
 
-@pytest.mark.parametrize("recipe", ["one_pass", "three_pass"])
-def test_augmentation_runs_on_jax_without_tensorflow(recipe):
+def test_augmentation_runs_on_jax_without_tensorflow():
     """Every recipe is written in keras.ops: under JAX it augments (new draws each call, pixels kept in
-    0–255) and is the identity outside training."""
-    code = f"""
+    0–255) and is the identity outside training (both recipes in one child: JAX starts once)."""
+    code = """
 import numpy as np
 from fer_core.training.augment import augmentation_layer
 faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48, 1)).astype(np.float32)
-layer = augmentation_layer({recipe!r}, erasing=0.5, crop=2, seed=0)
-first, second = (np.asarray(layer(faces, training=True)) for _ in range(2))
-assert first.shape == faces.shape and first.min() >= 0 and first.max() <= 255
-assert not np.array_equal(first, faces) and not np.array_equal(first, second)
-assert np.array_equal(np.asarray(layer(faces, training=False)), faces)
-print("ok")
+for recipe in ("one_pass", "three_pass"):
+    layer = augmentation_layer(recipe, erasing=0.5, crop=2, seed=0)
+    first, second = (np.asarray(layer(faces, training=True)) for _ in range(2))
+    assert first.shape == faces.shape and first.min() >= 0 and first.max() <= 255, recipe
+    assert not np.array_equal(first, faces) and not np.array_equal(first, second), recipe
+    assert np.array_equal(np.asarray(layer(faces, training=False)), faces), recipe
+    print(recipe, "ok")
 """
     result = _without_tensorflow(code)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
-
-
-@pytest.mark.slow
-def test_train_runs_unchanged_on_jax_without_tensorflow(small_tree, tmp_path):
-    """The same ``train`` command on the JAX backend: augmentation moves into the training step, the
-    run records its backend, and ``best.keras`` is the network alone, which TensorFlow's Keras loads
-    with ``safe_mode``."""
-    out = tmp_path / "jax_run"
-    code = "from fer_core.cli import main; sys.exit(main(sys.argv[1:]))"
-    result = _without_tensorflow(code, "train", "--data", str(small_tree), "--out", str(out), "--arch", "tiny",
-                                 "--epochs", "2", "--batch-size", "32", "--erasing", "0.5", "--crop", "2",
-                                 "--class-weights", cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads((out / "training.json").read_text())
-    assert info["device"]["backend"] == "jax" and info["device"]["gpus"] == [] and info["completed"]
-    assert info["precision"] == resolve_precision("auto", [], machine_info().flags)
-    assert [row["epoch"] for row in read_history(out)] == [0, 1]
-    model = keras.models.load_model(out / "best.keras", safe_mode=True)
-    assert model.input.shape[1:] == (48, 48, 1)
-    assert not any(layer.name.startswith("augment") for layer in model.layers)
-    assert model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0).shape == (2, 7)
+    assert result.returncode == 0 and result.stdout.split() == ["one_pass", "ok", "three_pass", "ok"], \
+        result.stderr[-2000:]
 
 
 def test_resnet_preact_is_a_preactivation_resnet18_of_four_to_five_million_parameters(tmp_path):
@@ -618,18 +598,23 @@ def test_a_resnet_preact_member_trains_with_the_sgd_recipe_and_publishes(small_t
 
 
 @pytest.mark.slow
-def test_the_resnet_preact_recipe_trains_on_jax_without_tensorflow(small_tree, tmp_path):
-    """The member's command line on the lent GPU machines' backend: every recipe option is a train option."""
+def test_the_train_command_runs_unchanged_on_jax_without_tensorflow(small_tree, tmp_path):
+    """The resnet_preact member's command line on the lent GPU machines' backend (JAX, no TensorFlow):
+    every recipe option is a train option, augmentation moves into the training step, the run records
+    its backend, and ``best.keras`` is the network alone, which TensorFlow's Keras loads with ``safe_mode``."""
     out = tmp_path / "jax_resnet"
     code = "from fer_core.cli import main; sys.exit(main(sys.argv[1:]))"
     result = _without_tensorflow(code, "train", "--data", str(small_tree), "--out", str(out), "--arch", "resnet_preact",
-                                 "--width", "8", "--crop", "4", "--epochs", "1", "--batch-size", "32", "--optimizer",
+                                 "--width", "8", "--crop", "4", "--epochs", "2", "--batch-size", "32", "--optimizer",
                                  "sgd", "--lr", "0.1", "--weight-decay", "5e-4", "--warmup-epochs", "1",
-                                 "--erasing", "0.3", cwd=ROOT)
+                                 "--erasing", "0.3", "--class-weights", cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((out / "training.json").read_text())
-    assert info["device"]["backend"] == "jax" and info["completed"]
+    assert info["device"]["backend"] == "jax" and info["device"]["gpus"] == [] and info["completed"]
+    assert info["precision"] == resolve_precision("auto", [], machine_info().flags)
     assert info["config"]["warmup_epochs"] == 1 and info["config"]["weight_decay"] == 5e-4
+    assert [row["epoch"] for row in read_history(out)] == [0, 1]
     model = keras.models.load_model(out / "best.keras", safe_mode=True)
-    assert model.name == "resnet_preact_w8"
+    assert model.name == "resnet_preact_w8" and model.input.shape[1:] == (48, 48, 1)
+    assert not any(layer.name.startswith("augment") for layer in model.layers)
     assert model.predict(np.zeros((2, 48, 48, 1), np.float32), verbose=0).shape == (2, 7)
