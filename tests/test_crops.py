@@ -97,36 +97,52 @@ def crop_run(fer_dir, tmp_path_factory) -> tuple[Path, Path]:
     return data, out
 
 
-def test_a_crop_run_publishes_with_ten_crop_tta(crop_run, tmp_path):
+@pytest.fixture(scope="module")
+def cropped(crop_run, tmp_path_factory) -> Path:
+    """``crop_run`` published once (card, evaluation, ONNX export) as ``cropped``: the ensembles
+    below read it as their member and never change it."""
+    data, run = crop_run
+    return publish(run, data, "cropped", models_dir=tmp_path_factory.mktemp("cropped"))
+
+
+@pytest.fixture(scope="module")
+def single_view(crop_run, cropped, tmp_path_factory) -> Path:
+    """``cropped`` twice, averaged with one view per member (``tta="none"``), weights in float32."""
+    data, _ = crop_run
+    return publish_ensemble([cropped, cropped], data, "single_view", models_dir=tmp_path_factory.mktemp("ensemble"),
+                            tta="none")
+
+
+def test_a_crop_run_publishes_with_ten_crop_tta(crop_run, cropped):
     """The card records ten crops and the mirror-only figure beside it; the recognizer's TTA is the
     mean of the model's probabilities over the ten views, in Keras and in the ONNX export alike."""
-    data, run = crop_run
+    _, run = crop_run
     assert json.loads((run / "training.json").read_text())["config"]["crop"] == CROP
-    dest = publish(run, data, "cropped", models_dir=tmp_path)
-    card = ModelCard.load(dest)
+    card = ModelCard.load(cropped)
     assert (card.tta, card.tta_crop) == ("ten_crop", CROP)
     assert "ten crops" in card.data["tta_description"] and "central 40×40" in card.data["preprocessing"]
     assert 0 <= card.validation["accuracy_hflip"] <= 1
-    recognizer = EmotionRecognizer(dest)
+    recognizer = EmotionRecognizer(cropped)
     assert recognizer.backend.startswith("onnxruntime")  # the export passed its check with the crop inside
     faces = _faces(5, seed=1)[..., 0].astype(np.uint8)
     views = tta_views(faces.astype(np.float32)[..., None], "ten_crop", CROP)
-    keras_model = keras.models.load_model(dest, safe_mode=True)
+    keras_model = keras.models.load_model(cropped, safe_mode=True)
     by_hand = np.mean([keras_model(v, training=False).numpy() for v in views], axis=0)
     np.testing.assert_allclose(recognizer.raw_probabilities(faces), by_hand, atol=1e-4)
-    np.testing.assert_allclose(EmotionRecognizer(dest, use_export=False).raw_probabilities(faces), by_hand,
+    np.testing.assert_allclose(EmotionRecognizer(cropped, use_export=False).raw_probabilities(faces), by_hand,
                                atol=1e-5)
     single = recognizer.raw_probabilities(faces, tta=False)
     np.testing.assert_allclose(single, keras_model(faces[..., None].astype(np.float32)).numpy(), atol=1e-4)
 
 
-def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(crop_run, tmp_path):
-    data, run = crop_run
-    cropped = publish(run, data, "cropped", models_dir=tmp_path)
+def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(crop_run, cropped, single_view,
+                                                                               tmp_path):
+    data, _ = crop_run
     whole_run = tmp_path / "whole"
     train(TrainConfig(data=str(data), out=str(whole_run), arch="tiny", epochs=1, batch_size=32, warmup_epochs=0,
                       precision="float32"), verbose=0)
-    whole = publish(whole_run, data, "whole", models_dir=tmp_path)
+    # The input blur is not the point here: the member is published without trying one.
+    whole = publish(whole_run, data, "whole", models_dir=tmp_path, blur_candidates=(0.0,))
     assert ModelCard.load(whole).tta == "hflip" and "accuracy_hflip" not in ModelCard.load(whole).validation
     mixed = ModelCard.load(publish_ensemble([cropped, whole], data, "mixed", models_dir=tmp_path))
     assert (mixed.tta, mixed.tta_crop) == ("hflip", 0)
@@ -140,25 +156,23 @@ def test_an_ensemble_uses_ten_crops_only_when_every_member_was_trained_on_them(c
                                                tta="hflip"))
     assert (mirrored.tta, mirrored.tta_crop) == ("hflip", 0) and "accuracy_hflip" not in mirrored.validation
     assert mirrored.data["regenerate"].endswith("--name mirrored --tta hflip")
-    single_view = ModelCard.load(publish_ensemble([cropped, cropped], data, "single_view", models_dir=tmp_path,
-                                                  tta="none"))
-    assert single_view.tta == "none" and single_view.data["regenerate"].endswith("--tta none")
-    assert single_view.validation["accuracy"] == single_view.validation["accuracy_no_tta"]
-    assert single_view.validation["accuracy_hflip"] == mirrored.validation["accuracy"]
+    one_view = ModelCard.load(single_view)
+    assert one_view.tta == "none" and one_view.data["regenerate"].endswith("--tta none")
+    assert one_view.validation["accuracy"] == one_view.validation["accuracy_no_tta"]
+    assert one_view.validation["accuracy_hflip"] == mirrored.validation["accuracy"]
     faces = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
-    recognizer = EmotionRecognizer(single_view.model_path)
+    recognizer = EmotionRecognizer(one_view.model_path)
     np.testing.assert_allclose(recognizer.raw_probabilities(faces), recognizer.raw_probabilities(faces, tta=False))
     with pytest.raises(ValueError, match="ensemble tta must be one of auto, hflip, none"):
         publish_ensemble([cropped, cropped], data, "odd", models_dir=tmp_path, tta="five_crop")
 
 
-def test_an_ensemble_stored_in_float16_takes_half_the_bytes_and_computes_in_float32(crop_run, tmp_path):
-    import keras
-
-    data, run = crop_run
-    member = publish(run, data, "member", models_dir=tmp_path)
-    full = publish_ensemble([member, member], data, "full", models_dir=tmp_path, tta="none")
-    half = publish_ensemble([member, member], data, "half", models_dir=tmp_path, tta="none", weights="float16")
+def test_an_ensemble_stored_in_float16_takes_half_the_bytes_and_computes_in_float32(crop_run, cropped, single_view,
+                                                                                      tmp_path):
+    """The float16 ensemble holds the same members as ``single_view``, the float32 one."""
+    data, _ = crop_run
+    full = single_view
+    half = publish_ensemble([cropped, cropped], data, "half", models_dir=tmp_path, tta="none", weights="float16")
     stored = {path: keras.models.load_model(path, safe_mode=True).weights for path in (full, half)}
     assert {str(w.dtype) for w in stored[half]} == {"float16"}
     assert sum(w.numpy().nbytes for w in stored[half]) * 2 == sum(w.numpy().nbytes for w in stored[full])
@@ -171,7 +185,7 @@ def test_an_ensemble_stored_in_float16_takes_half_the_bytes_and_computes_in_floa
     assert card.data["weights"] == "float16" and card.data["regenerate"].endswith("--tta none --weights float16")
     assert card.exported_model_path is not None  # the ONNX export matched the float16-stored weights
     with pytest.raises(ValueError, match="ensemble weights must be one of float32, float16"):
-        publish_ensemble([member, member], data, "odd", models_dir=tmp_path, weights="int4")
+        publish_ensemble([cropped, cropped], data, "odd", models_dir=tmp_path, weights="int4")
 
 
 def test_grad_cam_of_a_cropping_model_covers_only_what_it_sees(crop_run):

@@ -92,22 +92,10 @@ class _StopAtEpoch(keras.callbacks.Callback):
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_where_it_stopped(small_tree, tmp_path):
-    config = _config(small_tree, tmp_path / "run", epochs=3)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, verbose=0, callbacks=[_StopAtEpoch(2)])
-    assert [row["epoch"] for row in read_history(config.out)] == [0, 1]
-    assert (Path(config.out) / "backup").is_dir()
-    train(config, verbose=0)
-    assert [row["epoch"] for row in read_history(config.out)] == [0, 1, 2]
-    assert not (Path(config.out) / "backup").exists()
-
-
-@pytest.mark.slow
-def test_a_run_stopped_between_its_history_row_and_its_backup_counts_each_epoch_once(small_tree, tmp_path,
-                                                                                      monkeypatch):
+def test_an_interrupted_run_resumes_where_it_stopped_counting_each_epoch_once(small_tree, tmp_path, monkeypatch):
     """Killed after epoch 1's history row was written and before its backup: the resumed run trains
-    epoch 1 again and the history holds every epoch exactly once."""
+    epoch 1 again and the history holds it once. Interrupted before epoch 2: the backup is kept and
+    the next run resumes there. Once complete, the backup is gone and every epoch is counted once."""
     from keras.src.callbacks.backup_and_restore import BackupAndRestore
 
     config = _config(small_tree, tmp_path / "run", epochs=3)
@@ -123,29 +111,42 @@ def test_a_run_stopped_between_its_history_row_and_its_backup_counts_each_epoch_
         train(config, verbose=0)
     assert [row["epoch"] for row in read_history(config.out)] == [0, 1]
     monkeypatch.setattr(BackupAndRestore, "_save_model", save)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, verbose=0, callbacks=[_StopAtEpoch(2)])
+    assert [row["epoch"] for row in read_history(config.out)] == [0, 1]
+    assert (Path(config.out) / "backup").is_dir()
     train(config, verbose=0)
     assert [row["epoch"] for row in read_history(config.out)] == [0, 1, 2]
+    assert not (Path(config.out) / "backup").exists()
+
+
+@pytest.fixture(scope="module")
+def trio_run(small_tree, tmp_path_factory) -> Path:
+    """One epoch on three of the seven classes (``subset:happy,sad,neutral``), with random erasing."""
+    config = _config(small_tree, tmp_path_factory.mktemp("trio"), epochs=1)
+    config.scheme, config.erasing = "subset:happy,sad,neutral", 0.5
+    train(config, verbose=0)
+    return Path(config.out)
 
 
 @pytest.mark.slow
-def test_training_on_a_scheme_keeps_only_its_classes(small_tree, tmp_path):
-    config = _config(small_tree, tmp_path / "run", epochs=1)
-    config.scheme = "subset:happy,sad,neutral"
-    model = keras.models.load_model(train(config, verbose=0), safe_mode=True)
+def test_training_on_a_scheme_keeps_only_its_classes(trio_run):
+    model = keras.models.load_model(trio_run / "best.keras", safe_mode=True)
     assert model.output_shape == (None, 3)
-    assert json.loads((tmp_path / "run" / "training.json").read_text())["n_train"] == 36
+    assert json.loads((trio_run / "training.json").read_text())["n_train"] == 36
 
 
 def test_evaluate_is_identical_on_csv_and_folders(trained_run, small_tree, tmp_path):
+    from fer_core.cli import main
+
     recognizer = EmotionRecognizer(trained_run / "best.keras")
     folder = load_folder(small_tree).data.split("PublicTest")
     write_csv(folder, tmp_path / "val.csv")
-    cmd = [sys.executable, "-m", "fer_core", "evaluate", "--model", str(trained_run / "best.keras")]
     runs = {}
-    for name, data in (("folder", small_tree), ("csv", tmp_path / "val.csv")):
+    for name, data in (("folder", small_tree), ("csv", tmp_path / "val.csv")):  # the CLI, in this process
         out = tmp_path / f"{name}.json"
-        subprocess.run([*cmd, "--data", str(data), "--usage", "PublicTest", "--json", str(out)],
-                       check=True, cwd=ROOT, capture_output=True)
+        assert main(["evaluate", "--model", str(trained_run / "best.keras"), "--data", str(data),
+                     "--usage", "PublicTest", "--json", str(out)]) == 0
         runs[name] = json.loads(out.read_text())
     for key in ("accuracy", "n", "labels", "confusion_matrix", "per_class", "ece"):
         assert runs["folder"][key] == runs["csv"][key], key
@@ -156,7 +157,7 @@ def test_evaluate_is_identical_on_csv_and_folders(trained_run, small_tree, tmp_p
 
 
 @pytest.mark.slow
-def test_evaluate_reports_classes_the_scheme_lacks(small_tree, tmp_path):
+def test_evaluate_reports_classes_the_scheme_lacks(small_tree, trio_run, tmp_path):
     config = _config(small_tree, tmp_path / "run", epochs=1)
     config.scheme = "fer6"
     recognizer = EmotionRecognizer(train(config, verbose=0))  # scheme from the run's training.json
@@ -164,13 +165,11 @@ def test_evaluate_reports_classes_the_scheme_lacks(small_tree, tmp_path):
     assert result["labels"] == ["angry", "fear", "happy", "sad", "surprise", "neutral"]
     assert result["n"] == 42 and result["excluded"] == {}
 
-    config.scheme = "subset:happy,sad"
-    config.out = str(tmp_path / "run2")
-    train(config, verbose=0)
-    dest = publish(tmp_path / "run2", small_tree, "pair", models_dir=tmp_path / "models")
+    # The input blur is not the point here: the model is published without trying one.
+    dest = publish(trio_run, small_tree, "trio", models_dir=tmp_path / "models", blur_candidates=(0.0,))
     result = evaluate_faces(EmotionRecognizer(dest), load_folder(small_tree).data.split("validation"))
-    assert result["n"] == 12
-    assert result["excluded"] == {"angry": 6, "disgust": 6, "fear": 6, "surprise": 6, "neutral": 6}
+    assert result["n"] == 18
+    assert result["excluded"] == {"angry": 6, "disgust": 6, "fear": 6, "surprise": 6}
 
 
 def test_publish_writes_card_history_and_evaluation(trained_run, published):
@@ -309,24 +308,21 @@ def test_random_erasing_replaces_one_rectangle():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
-def test_training_with_each_recipe_option(small_tree, tmp_path, optimizer):
-    config = _config(small_tree, tmp_path / "run", epochs=1)
-    config.optimizer, config.erasing = optimizer, 0.5
-    train(config, verbose=0)
-    info = json.loads((tmp_path / "run" / "training.json").read_text())
-    assert info["config"]["optimizer"] == optimizer and info["config"]["augmentation"] == "one_pass"
+def test_training_with_each_recipe_option(trio_run, resnet_run):
+    """Random erasing under each optimizer: AdamW (the three-class run), SGD (the resnet_preact member)."""
+    for run, optimizer, erasing in ((trio_run, "adamw", 0.5), (resnet_run, "sgd", 0.3)):
+        config = json.loads((run / "training.json").read_text())["config"]
+        assert (config["optimizer"], config["erasing"], config["augmentation"]) == (optimizer, erasing, "one_pass")
 
 
-def test_ensemble_is_one_model_averaging_its_members(published, small_tree, tmp_path):
-    """Two published models become one .keras file whose probabilities are the members' mean."""
+def test_ensemble_is_one_model_averaging_its_members(published, student_run, small_tree, tmp_path):
+    """Two published models (``published`` and its student) become one .keras file whose
+    probabilities are the members' mean."""
     from fer_core.training.publish import publish_ensemble
 
     first = copy_published(published, tmp_path)
-    config = _config(small_tree, tmp_path / "run_b", epochs=1)
-    config.seed = 7
-    train(config, verbose=0)
-    second = publish(tmp_path / "run_b", small_tree, "second", models_dir=tmp_path)
+    # The input blur is not the point here: the second member is published without trying one.
+    second = publish(student_run, small_tree, "second", models_dir=tmp_path, blur_candidates=(0.0,))
     dest = publish_ensemble([first, second], small_tree, "pair_ensemble", models_dir=tmp_path)
     faces = load_folder(small_tree).data.split("validation").images
     members = [EmotionRecognizer(first).raw_probabilities(faces), EmotionRecognizer(second).raw_probabilities(faces)]
@@ -411,22 +407,35 @@ def test_distillation_targets_mix_the_label_with_the_teachers_probabilities():
     np.testing.assert_array_equal(plain.numpy(), np.eye(3))
 
 
+def _student_config(data: Path, out: Path, teacher: Path) -> TrainConfig:
+    """One epoch of a ``tiny`` model learning from ``teacher`` (``--teacher``)."""
+    config = _config(data, out, epochs=1)
+    config.teacher, config.teacher_weight, config.teacher_temperature = str(teacher), 0.7, 2.0
+    return config
+
+
+@pytest.fixture(scope="module")
+def student_run(published, small_tree, tmp_path_factory) -> Path:
+    """A run of :func:`_student_config` taught by ``published``."""
+    out = tmp_path_factory.mktemp("student")
+    train(_student_config(small_tree, out, published), verbose=0)
+    return out
+
+
 @pytest.mark.slow
-def test_a_student_learns_from_a_published_teacher(published, small_tree, tmp_path):
+def test_a_student_learns_from_a_published_teacher(published, student_run, small_tree, tmp_path):
     """``--teacher``: the teacher's softened probabilities come from the recognizer (mirror averaged),
     the run records its teacher, and a teacher with other classes is refused by name."""
     from fer_core.training.train import teacher_targets
 
     teacher = published
-    config = _config(small_tree, tmp_path / "student", epochs=1)
-    config.teacher, config.teacher_weight, config.teacher_temperature = str(teacher), 0.7, 2.0
+    config = _student_config(small_tree, tmp_path / "student", teacher)
     faces = load_folder(small_tree).data.split("train").images
     soft = teacher_targets(config, faces[..., None].astype(np.float32), get_scheme("fer7"))
     expected = apply_temperature(EmotionRecognizer(teacher).raw_probabilities(faces), 2.0)
     np.testing.assert_allclose(soft, expected, atol=1e-5)
     assert soft.max() < EmotionRecognizer(teacher).raw_probabilities(faces).max() + 1e-6
-    train(config, verbose=0)
-    info = json.loads((tmp_path / "student" / "training.json").read_text())
+    info = json.loads((student_run / "training.json").read_text())
     assert info["config"]["teacher"] == str(teacher) and info["config"]["teacher_weight"] == 0.7
 
     config.out, config.scheme = str(tmp_path / "smile_student"), "smile"
@@ -580,15 +589,21 @@ def test_the_sgd_recipe_warms_up_from_a_tenth_of_its_rate_then_decays_to_one_per
     assert rates[2] > rates[3] > rates[4] == pytest.approx(0.001)
 
 
+@pytest.fixture(scope="module")
+def resnet_run(small_tree, tmp_path_factory) -> Path:
+    """A run of :func:`_resnet_recipe`."""
+    out = tmp_path_factory.mktemp("resnet")
+    train(_resnet_recipe(small_tree, out), verbose=0)
+    return out
+
+
 @pytest.mark.slow
-def test_a_resnet_preact_member_trains_with_the_sgd_recipe_and_publishes(small_tree, tmp_path):
-    run = tmp_path / "resnet"
-    train(_resnet_recipe(small_tree, run), verbose=0)
-    info = json.loads((run / "training.json").read_text())
+def test_a_resnet_preact_member_trains_with_the_sgd_recipe_and_publishes(resnet_run, small_tree, tmp_path):
+    info = json.loads((resnet_run / "training.json").read_text())
     assert info["config"]["arch"] == "resnet_preact" and info["config"]["width"] == 8
     assert info["config"]["optimizer"] == "sgd" and info["parameters"] == build_model("resnet_preact", 7,
                                                                                         width=8).count_params()
-    dest = publish(run, small_tree, "resnet_member", models_dir=tmp_path / "models", blur_candidates=(0.0, 0.6))
+    dest = publish(resnet_run, small_tree, "resnet_member", models_dir=tmp_path / "models", blur_candidates=(0.0, 0.6))
     card = json.loads(dest.with_suffix(".json").read_text())
     assert card["architecture"] == "resnet_preact" and (card["tta"], card["tta_crop"]) == ("ten_crop", 4)
     assert set(card["input_blur"]["validation_accuracy_by_sigma"]) == {"0", "0.6"}
