@@ -379,9 +379,13 @@ def test_predict_cli_interrupted_by_ctrl_c_keeps_every_finished_record(tiny_mode
         (folder / f"{i:03d}.png").write_bytes(astronaut_path.read_bytes())
     out = tmp_path / "out.jsonl"
     with open(out, "w") as stdout:  # a file, not a terminal: Python would buffer it without the flushes
+        # Ctrl-C's default action, as a shell gives a foreground command: a child inherits an ignored
+        # SIGINT (which a test before this one in the same worker may have left), and Python then installs
+        # no KeyboardInterrupt handler, so the run would finish and exit 0.
         process = subprocess.Popen([sys.executable, "-m", "fer_core", "predict", str(folder), "--jsonl",
                                     "--model", str(tiny_model_path), "--no-tta"], stdout=stdout,
-                                   stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT, env=os.environ)
+                                   stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT, env=os.environ,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while out.read_text().count("\n") < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
