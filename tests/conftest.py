@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,8 @@ DATA_FIXTURES = {"fer_dir", "astronaut_path"}
 TRAINING_FIXTURES = {"trained_run", "published_model"}  # module fixtures that train a model first
 
 
-# Test modules that run on one pytest-xdist worker together: the Ray ones (one local Ray cluster at a
-# time on a 2-core machine) and the browser ones (Chromium and `streamlit run` servers). Every other
+# Test modules that run on one pytest-xdist worker together: the Ray ones (which share one local Ray:
+# see LocalRay) and the browser ones (Chromium and `streamlit run` servers). Every other
 # module is a group of its own, so that its module-scoped fixtures (a trained run, a server) are built
 # once, on one worker.
 XDIST_GROUPS = {
@@ -70,6 +72,81 @@ def run_temp(tmp_path_factory) -> Path:
     is inside it), so that they load FER2013 into one cache (written atomically) instead of one each."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+class LocalRay:
+    """The one embedded local Ray of 2 CPUs that the "ray" group's modules share (see :data:`XDIST_GROUPS`),
+    instead of one started and stopped by each module (~7 s to start and a few more to stop, each time):
+    started by the group's first test that asks for it (:func:`local_ray`), stopped after its last test
+    (:func:`pytest_runtest_teardown`). It is started as ``fer batch --engine ray`` starts one
+    (:func:`fer_core.inference.batch_ray.start_ray`), with ``tests/`` on its workers' path (for
+    :mod:`batch_workers`), the run's dataset cache and ``$FER_TEST_DIE_ONCE`` (the marker file of
+    :class:`batch_workers.DiesOnceAnalyzer`) in their environment, and no usage statistics sent (as
+    the sweep's own embedded Ray)."""
+
+    def __init__(self, folder: Path, cache: Path):
+        self.marker = folder / "died"
+        tests_first = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+        self.environment = {"PYTHONPATH": tests_first, "FER_TEST_DIE_ONCE": str(self.marker),
+                            "FER_CACHE_DIR": str(cache), "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start(self) -> None:
+        import ray
+
+        from fer_core.inference.batch_ray import start_ray
+
+        if ray.is_initialized():
+            return
+        with pytest.MonkeyPatch.context() as patch:  # Ray's processes keep the environment they start in
+            for name, value in self.environment.items():
+                patch.setenv(name, value)
+            start_ray(num_cpus=2)
+
+    @staticmethod
+    def stop() -> None:
+        import ray
+
+        ray.shutdown()
+
+    @staticmethod
+    def wait_for_free_cpus(timeout: float = 60.0) -> None:
+        """Return once every CPU of it is free (the earlier tests' actors and replicas handed theirs back);
+        fail after ``timeout`` instead, for work that would wait for them for ever (Ray Tune's trials)."""
+        import ray
+
+        deadline = time.monotonic() + timeout
+        while ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the local Ray's CPUs are still held after {timeout:.0f} s: "
+                            f"{ray.available_resources().get('CPU', 0)} of {ray.cluster_resources().get('CPU')} free")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def _local_ray(tmp_path_factory) -> LocalRay:
+    """The session's :class:`LocalRay`, not started yet."""
+    pytest.importorskip("ray")
+    cluster = LocalRay(tmp_path_factory.mktemp("ray"), run_temp(tmp_path_factory) / "fer_cache")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def local_ray(_local_ray) -> LocalRay:
+    """The "ray" group's local Ray (:class:`LocalRay`), started if it is not running."""
+    _local_ray.start()
+    return _local_ray
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Stop the "ray" group's Ray after its last test (the next test is in another group, or there is
+    none), once that test's fixtures are torn down (a Serve app on it): idle, a local Ray still takes a
+    few CPU seconds a minute from the other groups' tests on this worker."""
+    yield
+    last_of_group = nextitem is None or xdist_group(nextitem.path.stem) != "ray"
+    if xdist_group(item.path.stem) == "ray" and last_of_group and "ray" in sys.modules:
+        LocalRay.stop()
 
 
 @pytest.fixture(scope="session")

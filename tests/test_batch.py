@@ -68,6 +68,16 @@ def inputs(astronaut_path, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    """The shipped fast model. ONNX Runtime classifies with it (its card vouches for its export), so that
+    the processes these tests start (the command, each Ray worker, again after each death) load it in
+    a fraction of a second instead of importing TensorFlow (~5 s of CPU each), as a Keras model needs."""
+    from fer_core.model_card import FAST_MODEL_NAME, MODELS_DIR
+
+    return MODELS_DIR / FAST_MODEL_NAME
+
+
 def settings_for(model: Path, every: int = EVERY) -> BatchSettings:
     return BatchSettings(AnalysisSettings(model=str(model), detector=default_detector("batch")), every=every,
                          segment_frames=SEGMENT)
@@ -79,9 +89,9 @@ def table(out: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def local_rows(inputs, tiny_model_path, tmp_path_factory) -> pd.DataFrame:
+def local_rows(inputs, model_path, tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("batch_local") / "results"
-    summary = run_batch([inputs], out, settings_for(tiny_model_path))
+    summary = run_batch([inputs], out, settings_for(model_path))
     assert summary.items == 4 + CLIP_FRAMES // SEGMENT + 1  # the clip's 5 segments; broken.mp4 one item
     return table(out)
 
@@ -111,9 +121,9 @@ def test_a_video_is_planned_as_segments_by_its_frame_count(inputs):
 # --------------------------------------------------------------------------- rows
 
 
-def test_image_rows_equal_predicts(local_rows, inputs, tiny_model_path, capsys):
+def test_image_rows_equal_predicts(local_rows, inputs, model_path, capsys):
     main(["predict", str(inputs / "astronaut.png"), str(inputs / "small.jpg"), "--jsonl",
-          "--model", str(tiny_model_path)])
+          "--model", str(model_path)])
     records = {r["path"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     for path, record in records.items():
         rows = local_rows[local_rows["source"] == path]
@@ -123,29 +133,29 @@ def test_image_rows_equal_predicts(local_rows, inputs, tiny_model_path, capsys):
         assert len(rows) == len(record["faces"]) and len(record["faces"]) >= 1
         for face, (_, row) in zip(record["faces"], rows.iterrows()):
             assert [row["face"], row["x"], row["y"], row["w"], row["h"]] == [face["face"], *face["box"]]
-            assert row["label"] == face["label"] and row["model"] == "tiny_fer7"
+            assert row["label"] == face["label"] and row["model"] == model_path.stem
             assert {k: round(row[k], 6) for k in FER_LABELS} == face["probabilities"]
 
 
-def test_the_detector_chosen_is_the_one_predict_uses(inputs, tiny_model_path, tmp_path, capsys):
+def test_the_detector_chosen_is_the_one_predict_uses(inputs, model_path, tmp_path, capsys):
     out = tmp_path / "results"
     main(["batch", str(inputs / "astronaut.png"), "--out", str(out), "--detector", "blazeface",
-          "--model", str(tiny_model_path)])
+          "--model", str(model_path)])
     capsys.readouterr()
     main(["predict", str(inputs / "astronaut.png"), "--jsonl", "--detector", "blazeface",
-          "--model", str(tiny_model_path)])
+          "--model", str(model_path)])
     boxes = [face["box"] for face in json.loads(capsys.readouterr().out)["faces"]]
-    haar = main(["predict", str(inputs / "astronaut.png"), "--jsonl", "--model", str(tiny_model_path)])
+    haar = main(["predict", str(inputs / "astronaut.png"), "--jsonl", "--model", str(model_path)])
     haar_boxes = [face["box"] for face in json.loads(capsys.readouterr().out.splitlines()[-1])["faces"]]
     assert haar == 0 and boxes and boxes != haar_boxes  # the two detectors frame the face differently
     assert table(out)[["x", "y", "w", "h"]].values.tolist() == boxes
     assert json.loads((out / "_batch.json").read_text())["detector"] == "blazeface"
 
 
-def test_video_rows_equal_the_video_commands(local_rows, inputs, tiny_model_path, tmp_path):
+def test_video_rows_equal_the_video_commands(local_rows, inputs, model_path, tmp_path):
     clip = inputs / "clips" / "drift.mp4"
     main(["video", str(clip), "--every", str(EVERY), "--csv", str(tmp_path / "video.csv"),
-          "--model", str(tiny_model_path)])
+          "--model", str(model_path)])
     expected = pd.read_csv(tmp_path / "video.csv")
     rows = local_rows[local_rows["source"] == str(clip)].reset_index(drop=True)
     assert list(expected["frame"]) == list(range(0, CLIP_FRAMES, EVERY))  # a face in every analysed frame
@@ -191,13 +201,14 @@ def squares(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def one_pass_people(squares, tiny_recognizer) -> list[tuple[int, int, int]]:
+def one_pass_people(squares, model_path) -> list[tuple[int, int, int]]:
     """``(frame, face, person)`` of every face of the squares clip analysed in one pass."""
     from batch_workers import BlobDetector
 
+    from fer_core.inference.recognizer import EmotionRecognizer
     from fer_core.inference.video import analyze_video
 
-    rows = analyze_video(squares, tiny_recognizer, every=EVERY, detector=BlobDetector()).rows
+    rows = analyze_video(squares, EmotionRecognizer(model_path), every=EVERY, detector=BlobDetector()).rows
     return [(row["frame"], row["face"], row["person"]) for row in rows]
 
 
@@ -222,18 +233,18 @@ def people_of(out: Path) -> list[tuple[int, int, int]]:
     return [tuple(map(int, row)) for row in table(out)[["frame", "face", "person"]].values.tolist()]
 
 
-def test_person_numbers_run_through_the_segments_as_in_one_pass(squares, one_pass_people, tiny_model_path,
+def test_person_numbers_run_through_the_segments_as_in_one_pass(squares, one_pass_people, model_path,
                                                                 tmp_path):
-    settings, out = settings_for(tiny_model_path), tmp_path / "results"
+    settings, out = settings_for(model_path), tmp_path / "results"
     run_batch([squares], out, settings, engine=engine_finishing(settings))  # the last segment first
     assert sorted({person for _, _, person in one_pass_people}) == [1, 2, 3]
     assert people_of(out) == one_pass_people
 
 
-def test_person_numbers_after_a_resume_equal_one_pass(squares, one_pass_people, tiny_model_path, tmp_path):
+def test_person_numbers_after_a_resume_equal_one_pass(squares, one_pass_people, model_path, tmp_path):
     """Killed after four units came back out of order (three written, one held back and lost), then
     resumed with the units finishing last first."""
-    settings, out = settings_for(tiny_model_path), tmp_path / "results"
+    settings, out = settings_for(model_path), tmp_path / "results"
     with pytest.raises(KeyboardInterrupt):
         run_batch([squares], out, settings, engine=engine_finishing(settings, [2, 0, 4, 1, 3, 5, 6, 7], stop_after=4))
     assert (out / MANIFEST_FILE).read_text().count("\n") == 3
@@ -245,40 +256,40 @@ def test_person_numbers_after_a_resume_equal_one_pass(squares, one_pass_people, 
 # --------------------------------------------------------------------------- the results folder
 
 
-def test_a_folder_of_other_settings_or_other_files_is_refused(inputs, tiny_model_path, tmp_path):
+def test_a_folder_of_other_settings_or_other_files_is_refused(inputs, model_path, tmp_path):
     out = tmp_path / "results"
-    run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path))
+    run_batch([inputs / "small.jpg"], out, settings_for(model_path))
     with pytest.raises(BatchError, match="every 2 → 3"):
-        run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path, every=3))
+        run_batch([inputs / "small.jpg"], out, settings_for(model_path, every=3))
     with pytest.raises(FileNotFoundError, match="no such model file"):
         run_batch([inputs / "small.jpg"], tmp_path / "new", settings_for(tmp_path / "missing.keras"))
     assert not (tmp_path / "new").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(BatchError, match="not empty"):
-        run_batch([inputs / "small.jpg"], tmp_path / "other", settings_for(tiny_model_path))
+        run_batch([inputs / "small.jpg"], tmp_path / "other", settings_for(model_path))
 
 
-def test_a_results_folder_written_before_the_settings_held_an_analysis_resumes(inputs, tiny_model_path, tmp_path):
+def test_a_results_folder_written_before_the_settings_held_an_analysis_resumes(inputs, model_path, tmp_path):
     """``_batch.json`` as earlier versions wrote it (``asdict`` of a flat BatchSettings): the same
     settings given again resume the folder instead of refusing it, and another setting is still named."""
     out = tmp_path / "results"
-    first = run_batch([inputs / "small.jpg"], out, settings_for(tiny_model_path))
-    earlier = {"model": str(tiny_model_path), "every": EVERY, "tta": True, "scheme": None, "segment_frames": SEGMENT,
+    first = run_batch([inputs / "small.jpg"], out, settings_for(model_path))
+    earlier = {"model": str(model_path), "every": EVERY, "tta": True, "scheme": None, "segment_frames": SEGMENT,
                "detector": default_detector("batch")}
     (out / "_batch.json").write_text(json.dumps(earlier, indent=2))
-    again = run_batch([inputs / "small.jpg", inputs / "astronaut.png"], out, settings_for(tiny_model_path))
+    again = run_batch([inputs / "small.jpg", inputs / "astronaut.png"], out, settings_for(model_path))
     assert (first.items, again.skipped, again.items) == (1, 1, 1)
-    without_tta = settings_for(tiny_model_path).analysis.with_changes(tta=False)
+    without_tta = settings_for(model_path).analysis.with_changes(tta=False)
     with pytest.raises(BatchError, match="tta True → False"):
         run_batch([inputs / "small.jpg"], out, BatchSettings(without_tta, every=EVERY, segment_frames=SEGMENT))
 
 
-def test_resume_drops_unrecorded_parts_and_a_torn_manifest_line(local_rows, inputs, tiny_model_path, tmp_path):
+def test_resume_drops_unrecorded_parts_and_a_torn_manifest_line(local_rows, inputs, model_path, tmp_path):
     """The state a kill can leave: a part renamed into place but not recorded, a manifest line cut
     short, a temporary part; the next run redoes those items, and every row is there once."""
     out = tmp_path / "results"
-    settings = settings_for(tiny_model_path)
+    settings = settings_for(model_path)
     first = run_batch([inputs / "clips"], out, settings)  # the clip's segments only
     lines = (out / MANIFEST_FILE).read_text().splitlines(keepends=True)
     (out / MANIFEST_FILE).write_text("".join(lines[:-2]) + lines[-2][:25])
@@ -290,11 +301,12 @@ def test_resume_drops_unrecorded_parts_and_a_torn_manifest_line(local_rows, inpu
 
 
 def test_killing_the_command_midway_then_running_it_again_gives_every_row_once(local_rows, inputs,
-                                                                             tiny_model_path, tmp_path):
+                                                                             model_path, tmp_path):
     out = tmp_path / "results"
     command = [sys.executable, "-m", "fer_core", "batch", str(inputs), "--out", str(out), "--every", str(EVERY),
-               "--segment-frames", "1", "--model", str(tiny_model_path)]  # 24 one-frame units: time to kill,
-    # and rows that must not depend on how the clip was cut
+               "--segment-frames", "1", "--model", str(model_path), "--verbose"]  # 24 one-frame units: time to
+    # kill, and rows that must not depend on how the clip was cut. --verbose: the command does not import
+    # TensorFlow to mute its start-up lines (~5 s of CPU a run), which ONNX Runtime's model does not need.
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = out / MANIFEST_FILE
@@ -315,43 +327,31 @@ def test_killing_the_command_midway_then_running_it_again_gives_every_row_once(l
 # --------------------------------------------------------------------------- Ray
 
 
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    """A local Ray of 2 worker CPUs; workers import this checkout and this test module."""
-    ray = pytest.importorskip("ray")
-    marker = tmp_path_factory.mktemp("ray") / "died"
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path, "FER_TEST_DIE_ONCE": str(marker)}})
-    yield marker
-    ray.shutdown()
-
-
 @pytest.mark.slow
-def test_ray_with_two_workers_gives_the_local_rows(local_ray, local_rows, inputs, tiny_model_path, tmp_path):
+def test_ray_with_two_workers_gives_the_local_rows(local_ray, local_rows, inputs, model_path, tmp_path):
     from fer_core.inference.batch_ray import ray_engine
 
-    settings = settings_for(tiny_model_path)
+    settings = settings_for(model_path)
     run_batch([inputs], tmp_path / "results", settings, engine=ray_engine(settings, workers=2))
     pd.testing.assert_frame_equal(table(tmp_path / "results"), local_rows)
 
 
 @pytest.mark.slow
-def test_a_ray_worker_dying_midway_still_gives_every_row_once(local_ray, local_rows, inputs, tiny_model_path,
+def test_a_ray_worker_dying_midway_still_gives_every_row_once(local_ray, local_rows, inputs, model_path,
                                                              tmp_path):
     from fer_core.inference.batch_ray import ray_engine
 
-    settings = settings_for(tiny_model_path)
+    settings = settings_for(model_path)
     from batch_workers import DiesOnceAnalyzer
 
     engine = ray_engine(settings, workers=2, analyzer_class=DiesOnceAnalyzer)
     run_batch([inputs], tmp_path / "results", settings, engine=engine)
-    assert local_ray.exists(), "no worker died: the test did not test a death"
+    assert local_ray.marker.exists(), "no worker died: the test did not test a death"
     pd.testing.assert_frame_equal(table(tmp_path / "results"), local_rows)
 
 
 @pytest.mark.slow
-def test_an_input_that_kills_every_worker_gets_error_rows_and_the_rest_goes_on(local_ray, tiny_model_path,
+def test_an_input_that_kills_every_worker_gets_error_rows_and_the_rest_goes_on(local_ray, model_path,
                                                                                tmp_path):
     from batch_workers import PoisonedAnalyzer
 
@@ -360,7 +360,7 @@ def test_an_input_that_kills_every_worker_gets_error_rows_and_the_rest_goes_on(l
     names = ["a.png", "b.png", "poison.mp4", "c.mp4"]
     for name in names:
         (tmp_path / name).write_bytes(b"")
-    settings = settings_for(tiny_model_path)
+    settings = settings_for(model_path)
     engine = ray_engine(settings, workers=2, analyzer_class=PoisonedAnalyzer)
     summary = run_batch([tmp_path / n for n in names], tmp_path / "results", settings, engine=engine)
     assert (summary.units, summary.items, summary.failed) == (3, 4, 1)

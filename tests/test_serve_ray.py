@@ -20,12 +20,14 @@ FAST = {"model": "fast", "tta": "false"}
 
 
 @pytest.fixture(scope="module")
-def ray_server():
-    """2 analyzer replicas on an embedded local Ray (1 CPU each) behind Serve's proxy on a free port."""
+def ray_server(local_ray):
+    """2 analyzer replicas on the tests' local Ray (1 CPU each, all it has) behind Serve's proxy on a free port."""
     from fer_core.serve.ray_engine import start_ray_server, stop_ray_server
 
+    local_ray.wait_for_free_cpus()  # else serve.run would wait for the replicas' CPUs for ever
     port = free_port()
     started = start_ray_server(ServeConfig(Budgets(), frozenset()), port=port, replicas=2)
+    assert not started  # it joined the running Ray, which stop_ray_server must then leave running
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(base)
     yield base

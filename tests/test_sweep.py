@@ -100,7 +100,7 @@ def test_reading_a_grid_imports_neither_tensorflow_nor_ray(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
+def test_two_trials_on_a_local_ray_complete_and_publish(local_ray, fer_dir, tmp_path, capsys):
     from fer_core.model_card import ModelCard
     from fer_core.training.publish import publish
 
@@ -108,13 +108,11 @@ def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
     data = copy_real_faces(fer_dir, tmp_path / "data", {"train": 50, "validation": 15})
     grid = _grid_file(tmp_path, "arch: tiny\nseed: [1, 2]\nprecision: float32\nbatch_size: 64\n")
     out = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FER_CACHE_DIR": str(tmp_path / "cache")}
-    # The timeout guards against a hang only: Ray's start and two trials can pass 300 s on two busy cores.
-    proc = subprocess.run(
-        [sys.executable, "-m", "fer_core", "sweep", "--data", str(data), "--out", str(out), "--grid", str(grid),
-         "--engine", "ray", "--num-cpus", "2", "--epochs", "1", "--limit", "300", "--top", "2"],
-        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    local_ray.wait_for_free_cpus()  # the sweep joins it (2 CPUs: both trials at once) instead of starting its own
+    code = main(["sweep", "--data", str(data), "--out", str(out), "--grid", str(grid), "--engine", "ray",
+                 "--epochs", "1", "--limit", "300", "--top", "2"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.out[-3000:] + printed.err[-3000:]
 
     summary = json.loads((out / "sweep.json").read_text())
     assert sorted(row["trial"] for row in summary) == ["t00-seed_1", "t01-seed_2"]
@@ -122,7 +120,7 @@ def test_two_trials_on_a_local_ray_complete_and_publish(fer_dir, tmp_path):
         assert (row["status"], row["epochs_run"], row["best_epoch"]) == ("completed", 1, 1)
         info = json.loads((Path(row["run_dir"]) / "training.json").read_text())
         assert info["completed"] and info["n_train"] == 300 and info["config"]["seed"] == row["params"]["seed"]
-    assert "python -m fer_core ensemble models/sweep_t0" in proc.stdout
+    assert "python -m fer_core ensemble models/sweep_t0" in printed.out
 
     published = publish(out / "t01-seed_2", data, "swept", models_dir=tmp_path / "models", blur_candidates=(0.0,))
     card = ModelCard.load(published)

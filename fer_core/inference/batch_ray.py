@@ -67,13 +67,16 @@ def ray_engine(settings: BatchSettings, workers: int | None = None, address: str
         import ray
 
         started = start_ray(address, workers if not address else None)
+        actors = []
         try:
             actor_class = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES,
                                      runtime_env={"env_vars": ONE_THREAD_EACH})(analyzer_class)
-            actors = [actor_class.remote(settings) for _ in range(workers or worker_count())]
+            actors += [actor_class.remote(settings) for _ in range(workers or worker_count())]
             _wait_until_started(actors)
             _run_on_actors(units, actors, actor_class, settings, done)
         finally:
+            for actor in filter(None, actors):  # their CPUs back now, not once the garbage collector frees
+                ray.kill(actor)  # these handles (a Ray that goes on running: a notebook's, a cluster's)
             if started:
                 ray.shutdown()
 
@@ -110,6 +113,8 @@ def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: B
 
     def submit(slot: int) -> None:
         if queue:
+            if actors[slot] is None:  # its actor was lost: a fresh one, now that there is a unit for it
+                actors[slot] = actor_class.remote(settings)
             unit = queue.popleft()
             running[actors[slot].analyze.remote(unit)] = (unit, slot, actors[slot])
 
@@ -123,7 +128,7 @@ def _run_on_actors(units: list[WorkUnit], actors: list, actor_class, settings: B
         except RayActorError:  # the actor ran out of restarts or tries: a fresh one takes its place
             if actors[slot] is actor:
                 ray.kill(actor)  # gives its CPU back now, for the fresh one to start on
-                actors[slot] = actor_class.remote(settings)
+                actors[slot] = None  # started by submit, if a unit is left for it
             rounds[unit] = rounds.get(unit, 0) + 1
             if rounds[unit] < ROUNDS:  # perhaps not its fault (a lost node): give it out again
                 queue.appendleft(unit)
