@@ -42,8 +42,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if names & DATA_FIXTURES:
             item.add_marker(pytest.mark.needs_data)
-        if names & TRAINING_FIXTURES:
-            item.add_marker(pytest.mark.slow)
+        if names & TRAINING_FIXTURES or item.path.stem in XDIST_GROUPS["browser"]:
+            item.add_marker(pytest.mark.slow)  # a model trained first, or Chromium driving real servers
         item.add_marker(pytest.mark.xdist_group(xdist_group(item.path.stem)))
 
 

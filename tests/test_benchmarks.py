@@ -36,6 +36,7 @@ def test_union_detector_keeps_every_box_of_the_first_and_adds_the_second_where_n
     assert union.detect(np.zeros((300, 300), np.uint8)) == [(10, 10, 50, 50), (200, 200, 40, 40)]
 
 
+@pytest.mark.slow  # every detector candidate on the real photos and scenes
 def test_detector_study_weighs_every_candidate_and_names_the_rules_pick_for_every_use(detector_study, fer_dir,
                                                                                      astronaut_path, capsys):
     """The study end to end on the real photos and a few scenes (pasted faces at one size: the full study's
@@ -91,6 +92,7 @@ def test_compare_models_runs_on_the_validation_faces(monkeypatch, tmp_path, fer_
     assert out.count("only A right 0, only B right 0; exact McNemar p = 1.000") == 2
 
 
+@pytest.mark.slow  # three TensorFlow processes, each training
 def test_bench_training_prints_both_precisions_beside_the_cpu_and_the_auto_choice():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_training.py"), "--arch", "tiny",
                           "--batches", "1", "--batch-size", "8"], capture_output=True, text=True, check=True,
