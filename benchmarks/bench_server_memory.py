@@ -54,22 +54,12 @@ def gray_png(path: Path, width: int, height: int, level: int) -> Path:
 
 
 def video_bomb(path: Path, side: int = 8000, frames: int = 20) -> Path:
-    """Twenty gray 8000 × 8000 frames in H.264 at the lowest quality: a few hundred KB."""
-    import av
+    """Twenty gray 8000 × 8000 frames in H.264 at the lowest quality: a few hundred KB (the tests' clip
+    writer, ``tests/helpers.write_clip``, which the hostile app and browser tests refuse the same way)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from helpers import write_clip
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = side
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "51", "tune": "zerolatency", "threads": "1"}
-        frame = av.VideoFrame(side, side, "yuv420p")
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        for index in range(frames):
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    return write_clip(path, side, frames)
 
 
 def make_inputs(folder: Path) -> dict[str, list[Path]]:
