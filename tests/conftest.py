@@ -18,7 +18,7 @@ ASTRONAUT = SHARED_DATA / "photos" / "astronaut.png"
 
 
 DATA_FIXTURES = {"fer_dir", "astronaut_path"}
-TRAINING_FIXTURES = {"trained_run", "published_model"}  # module fixtures that train a model first
+TRAINING_FIXTURES = {"trained_run", "published_model", "crop_run"}  # module fixtures that train a model first
 
 
 # Test modules that run on one pytest-xdist worker together: the Ray ones (which share one local Ray:
@@ -31,13 +31,28 @@ XDIST_GROUPS = {
 }
 
 
+# The groups that take longest (`pytest --durations=0`, summed per group: each 45-120 s, the rest under 45),
+# longest first: they are handed out first (pyproject.toml's `--no-loadscope-reorder` keeps this order), so
+# that the short ones fill in around them and no worker is left with a long group while the other idles.
+LONGEST_GROUPS = ("browser", "test_training", "ray", "test_benchmarks", "test_crops", "test_hostile_app")
+
+
 def xdist_group(module: str) -> str:
     return next((group for group, modules in XDIST_GROUPS.items() if module in modules), module)
 
 
+def group_rank(item: pytest.Item) -> int:
+    """Where the item's group comes in the run: :data:`LONGEST_GROUPS` in their order, then the rest."""
+    group = xdist_group(item.path.stem)
+    return LONGEST_GROUPS.index(group) if group in LONGEST_GROUPS else len(LONGEST_GROUPS)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads xdist_group into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``needs_data`` on tests that read ../shared/data, ``slow`` on those that train a model first,
-    and each test's ``xdist_group`` (see :data:`XDIST_GROUPS`; used by ``--dist loadgroup``)."""
+    and each test's ``xdist_group`` (see :data:`XDIST_GROUPS`; used by ``--dist loadgroup``), the
+    longest groups first (:data:`LONGEST_GROUPS`; otherwise in the order collected)."""
+    items.sort(key=group_rank)  # stable: each module's tests stay together and in order
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & DATA_FIXTURES:

@@ -1,6 +1,7 @@
 """Regression: loading the Live camera's SRTP library after TensorFlow killed the server (SIGSEGV).
 
-Each case runs in a fresh interpreter, since the crash is a property of the process's load order.
+Each case runs in a fresh interpreter, since the crash is a property of the process's load order: four
+TensorFlow start-ups, so the orders are ``slow`` (out of the inner loop).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_srtp_works_in_any_import_order(order):
     done = _run(ORDERS[order] + SRTP_ROUND_TRIP + "print('srtp ok')\n")

@@ -501,6 +501,7 @@ def _without_tensorflow(code: str, *args: str, cwd: Path | None = None) -> subpr
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_augmentation_runs_on_jax_without_tensorflow():
     """Every recipe is written in keras.ops: under JAX it augments (new draws each call, pixels kept in
     0–255) and is the identity outside training (both recipes in one child: JAX starts once)."""
