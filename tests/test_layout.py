@@ -55,6 +55,7 @@ LAYERS = {
     "fer_core.settings": 0,
     "fer_core.machine": 0,
     "fer_core.outputs": 0,
+    "fer_core.tensorflow_start": 0,
     "fer_core.data": 1,
     "fer_core.inference": 2,
     "fer_core.training": 3,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import fail_analysis_of_frame
+from helpers import fail_analysis_of_frame, two_people_clip
 
 from fer_core.app.video import analyze_video_upload
 from fer_core.cli import main
@@ -348,6 +348,31 @@ def test_cli_terminal_is_free_of_tensorflow_start_up_noise(tiny_model_path, astr
     loud = run_cli("--verbose", "predict", str(astronaut_path), "--model", str(tiny_model_path), "--no-tta")
     assert loud.returncode == 0 and "1 face" in loud.stdout
     assert any(n in loud.stderr for n in TENSORFLOW_NOISE)  # the check above can see the noise when it is there
+
+
+def test_analysis_commands_on_the_shipped_model_never_import_tensorflow(astronaut_path, tmp_path):
+    """Its ONNX export classifies: predict, video, batch and evaluate start without TensorFlow (several
+    seconds each), and do not need it to finish."""
+    import subprocess
+    import sys
+
+    from fer_core.model_card import PROJECT_ROOT, ModelCard, default_model_path
+
+    if ModelCard.load(default_model_path()).exported_model_path is None:
+        pytest.skip("the shipped model has no ONNX export here")
+    clip = two_people_clip(astronaut_path, tmp_path / "two.mp4")
+    faces = tmp_path / "faces" / "validation" / "happy"
+    faces.mkdir(parents=True)
+    cv2.imwrite(str(faces / "a.png"), cv2.resize(cv2.imread(str(astronaut_path), cv2.IMREAD_GRAYSCALE), (48, 48)))
+    commands = [["predict", str(astronaut_path)], ["video", str(clip)],
+                ["batch", str(astronaut_path), str(clip), "--out", str(tmp_path / "batch")],
+                ["evaluate", "--data", str(tmp_path / "faces")]]
+    code = ("import sys; from fer_core.cli import main\n"
+            f"codes = [main(c) for c in {commands!r}]\n"
+            "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "[0, 0, 0, 0] False False", done.stdout[-3000:]
 
 
 def test_verbose_flag_before_or_after_the_command_and_train_progress():

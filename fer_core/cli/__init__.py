@@ -7,7 +7,8 @@ import os
 import sys
 
 from fer_core.cli import analysis, data, serve, training
-from fer_core.cli.common import VERBOSE_HELP, check_outputs, import_tensorflow_quietly, parent_parsers
+from fer_core.cli.common import VERBOSE_HELP, check_outputs, parent_parsers
+from fer_core.tensorflow_start import import_tensorflow, mute_start_up
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,7 +21,7 @@ COMMANDS = (data.add_summary, training.add_train, training.add_sweep, analysis.a
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    parser.set_defaults(uses_tensorflow=True, output_files=(), output_folders=())
+    parser.set_defaults(uses_tensorflow=True, mutes_tensorflow=True, output_files=(), output_folders=())
     parents = parent_parsers()
     sub = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
@@ -37,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_outputs(args)  # before any work (and before TensorFlow loads): a refusal costs nothing
-        if args.uses_tensorflow and not args.verbose:
-            import_tensorflow_quietly()
+        if args.mutes_tensorflow and not args.verbose:
+            mute_start_up()
+        if args.uses_tensorflow:  # the commands that always need it (training); the others load it with a Keras model
+            import_tensorflow()
         return args.func(args)
     except (DataError, DetectorError, FileNotFoundError, OutputError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,7 +14,6 @@ from fer_core.cli.common import (
     Parents,
     add_detector_option,
     analysis_settings,
-    import_tensorflow_quietly,
     positive_float,
     positive_int,
 )
@@ -56,7 +55,7 @@ def add_evaluate(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--data", required=True, help="Kaggle CSV or image-folder tree")
     p.add_argument("--usage", help="only this split: Training, PublicTest (validation) or PrivateTest")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON")
-    p.set_defaults(func=cmd_evaluate, output_files=("json",))
+    p.set_defaults(func=cmd_evaluate, uses_tensorflow=False, output_files=("json",))
 
 
 class TextWriter:
@@ -221,7 +220,7 @@ def add_predict(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--whole-image", action="store_true",
                    help="no face detection: classify each image as one face (for already cropped faces)")
     add_detector_option(p, "photo")
-    p.set_defaults(func=cmd_predict, output_folders=("annotate",))
+    p.set_defaults(func=cmd_predict, uses_tensorflow=False, output_folders=("annotate",))
 
 
 def _progress_printer():
@@ -323,7 +322,7 @@ def add_video(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--every", type=positive_int, default=5, metavar="N", help="analyse every Nth frame (default 5)")
     p.add_argument("--max-seconds", type=positive_float, help="stop after this many seconds of the clip")
     add_detector_option(p, "video")
-    p.set_defaults(func=cmd_video, output_files=("csv", "people_csv", "annotate"))
+    p.set_defaults(func=cmd_video, uses_tensorflow=False, output_files=("csv", "people_csv", "annotate"))
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -339,8 +338,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from fer_core.inference.batch_ray import ray_engine
 
         engine = ray_engine(settings, workers=args.workers, address=args.address)
-    elif not args.verbose:
-        import_tensorflow_quietly()
     try:
         summary = run_batch(args.inputs, args.out, settings, engine=engine, progress=progress_line(sys.stderr))
     except BatchError as exc:

@@ -5,36 +5,11 @@ options make."""
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from dataclasses import dataclass
 
 from fer_core.settings import AnalysisSettings, Use, default_detector
 
 VERBOSE_HELP = "show TensorFlow's start-up messages and the traceback of each failed input"
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with file descriptor 2 pointed at /dev/null, then give stderr back.
-
-    TensorFlow's native start-up lines ("All log messages before absl::InitializeLog()…", "Could not
-    find cuda drivers…", the oneDNN notice) are written straight to fd 2 before its logging is set up,
-    so neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's ``sys.stderr`` can hold them back. Only the import
-    is muted: every later message, ours or TensorFlow's, reaches the terminal. ``--verbose`` skips this,
-    and so does another Keras backend (``KERAS_BACKEND=jax train`` on a machine without TensorFlow).
-    """
-    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def positive_int(text: str) -> int:

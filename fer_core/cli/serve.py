@@ -33,4 +33,5 @@ def add_serve(sub: argparse._SubParsersAction, parents: Parents) -> None:
     p.add_argument("--api-keys-file", metavar="FILE",
                    help="one API key per line; requests to /v1 need one (default: $FER_API_KEYS, comma-separated; "
                         "neither: no key needed)")
-    p.set_defaults(func=cmd_serve, uses_tensorflow=False)
+    # A server's threads write to stderr while it loads a model: TensorFlow's import is never muted there.
+    p.set_defaults(func=cmd_serve, uses_tensorflow=False, mutes_tensorflow=False)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fer_core.cli.common import Parents, import_tensorflow_quietly
+from fer_core.cli.common import Parents
+from fer_core.tensorflow_start import import_tensorflow
 
 VALIDATION_DATA_HELP = "data with the PublicTest (validation) faces"
 MODELS_HELP = "published .keras models"
@@ -63,8 +64,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         print("error: --address joins a Ray cluster: add --engine ray", file=sys.stderr)
         return 2
-    if args.engine == "local" and not args.verbose:  # Ray trials import TensorFlow in their own processes
-        import_tensorflow_quietly()
+    if args.engine == "local":  # Ray trials import TensorFlow in their own processes
+        import_tensorflow()
     outcomes = run_sweep(args.data, args.out, grid, epochs=args.epochs, limit=args.limit, engine=args.engine,
                          address=args.address, max_concurrent=args.max_concurrent,
                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,

@@ -20,6 +20,7 @@ from fer_core.data import FACE_SIZE
 from fer_core.inference.exported import OnnxClassifier, float32_copy, runtime_version, stores_half_weights
 from fer_core.labels import LabelScheme, get_scheme, projection_matrix
 from fer_core.model_card import ModelCard, default_model_path
+from fer_core.tensorflow_start import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -103,6 +104,7 @@ class KerasModel:
     def model(self) -> keras.Model:
         with self._lock:
             if self._model is None:
+                import_tensorflow()  # muted on the command line (its start-up lines)
                 import keras
 
                 model = keras.models.load_model(self.path, compile=False, safe_mode=True)
