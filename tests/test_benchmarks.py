@@ -36,6 +36,21 @@ def test_union_detector_keeps_every_box_of_the_first_and_adds_the_second_where_n
     assert union.detect(np.zeros((300, 300), np.uint8)) == [(10, 10, 50, 50), (200, 200, 40, 40)]
 
 
+def test_the_scenes_background_holds_no_face_for_any_detector(detector_study):
+    """Every false box in the studies' scenes is the detector's own: the canvas, bright or dark and lit
+    from any side as the hard scenes light it, gives no box at either settings of any shipped detector."""
+    from fer_core.inference.detect import DETECTOR_NAMES, detector_for
+
+    rng = np.random.default_rng(0)
+    canvas = detector_study.background(rng)
+    lit = [detector_study.uneven_light(canvas, rng) for _ in range(20)]
+    for name in DETECTOR_NAMES:
+        for use in ("photo", "frame"):
+            detector = detector_for(name, use)
+            found = [box for image in (canvas, *lit) for box in detector.detect(image)]
+            assert not found, f"{name} ({use} settings) finds a face in the empty canvas: {found[:3]}"
+
+
 @pytest.mark.slow  # every detector candidate on the real photos and scenes
 def test_detector_study_weighs_every_candidate_and_names_the_rules_pick_for_every_use(detector_study, fer_dir,
                                                                                      astronaut_path, capsys):
