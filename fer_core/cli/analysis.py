@@ -334,7 +334,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(analysis.with_changes(model=str(Path(analysis.model).resolve())), every=args.every,
                              segment_frames=args.segment_frames)
     engine = None
-    if args.engine == "ray":  # the workers load TensorFlow; this process only writes their rows
+    if args.engine == "ray":  # the workers load the model; this process only writes their rows
         from fer_core.inference.batch_ray import ray_engine
 
         engine = ray_engine(settings, workers=args.workers, address=args.address)
