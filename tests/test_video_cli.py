@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import fail_analysis_of_frame, two_people_clip
+from helpers import copy_real_faces, fail_analysis_of_frame, two_people_clip
 
 from fer_core.app.video import analyze_video_upload
 from fer_core.cli import main
@@ -350,7 +350,7 @@ def test_cli_terminal_is_free_of_tensorflow_start_up_noise(tiny_model_path, astr
     assert any(n in loud.stderr for n in TENSORFLOW_NOISE)  # the check above can see the noise when it is there
 
 
-def test_analysis_commands_on_the_shipped_model_never_import_tensorflow(astronaut_path, tmp_path):
+def test_analysis_commands_on_the_shipped_model_never_import_tensorflow(astronaut_path, fer_dir, tmp_path):
     """Its ONNX export classifies: predict, video, batch and evaluate start without TensorFlow (several
     seconds each), and do not need it to finish."""
     import subprocess
@@ -361,12 +361,10 @@ def test_analysis_commands_on_the_shipped_model_never_import_tensorflow(astronau
     if ModelCard.load(default_model_path()).exported_model_path is None:
         pytest.skip("the shipped model has no ONNX export here")
     clip = two_people_clip(astronaut_path, tmp_path / "two.mp4")
-    faces = tmp_path / "faces" / "validation" / "happy"
-    faces.mkdir(parents=True)
-    cv2.imwrite(str(faces / "a.png"), cv2.resize(cv2.imread(str(astronaut_path), cv2.IMREAD_GRAYSCALE), (48, 48)))
+    faces = copy_real_faces(fer_dir, tmp_path / "faces", {"validation": 1})
     commands = [["predict", str(astronaut_path)], ["video", str(clip)],
                 ["batch", str(astronaut_path), str(clip), "--out", str(tmp_path / "batch")],
-                ["evaluate", "--data", str(tmp_path / "faces")]]
+                ["evaluate", "--data", str(faces)]]
     code = ("import sys; from fer_core.cli import main\n"
             f"codes = [main(c) for c in {commands!r}]\n"
             "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
